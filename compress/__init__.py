@@ -1,0 +1,1 @@
+"""edgekit compress package."""

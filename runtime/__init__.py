@@ -1,0 +1,1 @@
+"""edgekit runtime package."""
