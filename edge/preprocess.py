@@ -1,0 +1,103 @@
+"""Frame preprocessing as data: the one implementation training and the device runtime share.
+
+A spec is the `preprocess` dict a checkpoint's config and a bundle's manifest carry::
+
+    {"roi": [y0, y1, x0, x1] | None,       # crop of the scanner screen, in source pixels
+     "grey": True,                          # mean of RGB (SonoNet's convention)
+     "resize": [height, width],
+     "interpolation": "linear" | "cubic" | "area",
+     "normalize": {"mode": "meanstd", "mean": [0.5], "std": [0.25], "scale": 255.0}
+               | {"mode": "zscore", "scale": 255.0}}
+
+    >>> import numpy as np
+    >>> x = preprocess(np.zeros((389, 672), np.uint8), default_spec((224, 224)))
+    >>> x.shape, x.dtype
+    ((1, 224, 224), dtype('float32'))
+
+Torch-free (numpy + OpenCV): the runtime imports it on the device.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge.errors import BadInputError
+
+INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "area": cv2.INTER_AREA,
+                  "nearest": cv2.INTER_NEAREST}
+
+
+def default_spec(input_size: tuple[int, int], mean: float = 0.5, std: float = 0.25) -> dict:
+    """The spec for a 1-channel model of `input_size` (height, width) with mean/std normalisation."""
+    return {"roi": None, "grey": True, "resize": [int(input_size[0]), int(input_size[1])],
+            "interpolation": "linear",
+            "normalize": {"mode": "meanstd", "mean": [mean], "std": [std], "scale": 255.0}}
+
+
+def validate_spec(spec: dict) -> dict:
+    """Check a spec read from a file; raise BadInputError naming the bad field."""
+    if not isinstance(spec, dict):
+        raise BadInputError(f"preprocess spec must be a mapping, got {type(spec).__name__}")
+    size = spec.get("resize")
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(int(v) > 0 for v in size)):
+        raise BadInputError(f"preprocess.resize must be [height, width] > 0, got {size!r}")
+    if spec.get("interpolation", "linear") not in INTERPOLATIONS:
+        raise BadInputError(f"preprocess.interpolation {spec.get('interpolation')!r} is not one of "
+                            f"{', '.join(INTERPOLATIONS)}")
+    roi = spec.get("roi")
+    if roi is not None and not (len(roi) == 4 and roi[0] < roi[1] and roi[2] < roi[3]):
+        raise BadInputError(f"preprocess.roi must be [y0, y1, x0, x1] with y0<y1 and x0<x1, got {roi!r}")
+    mode = spec.get("normalize", {}).get("mode")
+    if mode not in ("meanstd", "zscore"):
+        raise BadInputError(f"preprocess.normalize.mode must be 'meanstd' or 'zscore', got {mode!r}")
+    return spec
+
+
+def crop_roi(frame: np.ndarray, roi) -> np.ndarray:
+    """Crop `[y0, y1, x0, x1]` (clipped to the frame); a view, no copy."""
+    if roi is None:
+        return frame
+    y0, y1, x0, x1 = (int(v) for v in roi)
+    h, w = frame.shape[:2]
+    out = frame[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
+    if out.size == 0:
+        raise BadInputError(f"ROI {list(roi)} lies outside the {w}x{h} frame; fix the model's preprocess.roi")
+    return out
+
+
+def to_grey(frame: np.ndarray) -> np.ndarray:
+    """HxW or HxWxC (C=1,3,4) uint8 -> HxW float32, grey as the mean of the colour channels."""
+    if frame.ndim == 2:
+        return frame.astype(np.float32, copy=False)
+    if frame.ndim == 3 and frame.shape[2] in (1, 3, 4):
+        return frame[..., :3].astype(np.float32).mean(axis=2) if frame.shape[2] > 1 \
+            else frame[..., 0].astype(np.float32)
+    raise BadInputError(f"frame of shape {frame.shape} is not HxW or HxWx(1|3|4)")
+
+
+def normalize(x: np.ndarray, norm: dict) -> np.ndarray:
+    """Apply the spec's normalisation to float pixels in 0..255, per channel (C first or HxW)."""
+    scale = float(norm.get("scale", 255.0))
+    if norm["mode"] == "zscore":
+        std = float(x.std())
+        return (scale * (x - x.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
+    mean = np.asarray(norm.get("mean", [0.0]), np.float32).reshape(-1, *([1] * (x.ndim - 1)))
+    std = np.asarray(norm.get("std", [1.0]), np.float32).reshape(-1, *([1] * (x.ndim - 1)))
+    return ((x / scale - mean) / std).astype(np.float32)
+
+
+def preprocess(frame: np.ndarray, spec: dict) -> np.ndarray:
+    """One uint8 frame (HxW or HxWxC) -> float32 CxHxW model input, exactly as the spec says."""
+    frame = crop_roi(np.asarray(frame), spec.get("roi"))
+    h, w = (int(v) for v in spec["resize"])
+    interp = INTERPOLATIONS[spec.get("interpolation", "linear")]
+    if spec.get("grey", True):
+        img = to_grey(frame)
+        if img.shape != (h, w):
+            img = cv2.resize(img, (w, h), interpolation=interp)
+        chw = img[None]
+    else:
+        img = frame if frame.ndim == 3 else frame[..., None]
+        img = cv2.resize(img, (w, h), interpolation=interp) if img.shape[:2] != (h, w) else img
+        chw = np.ascontiguousarray(np.atleast_3d(img).astype(np.float32).transpose(2, 0, 1))
+    return normalize(chw, spec["normalize"])
