@@ -1,0 +1,60 @@
+"""Faster R-CNN detectors on ResNet backbones, built from torchvision's parts.
+
+The backbone is edgekit's ResNet (1-channel stem) wrapped in torchvision's FPN; RPN and ROI heads are
+torchvision's. The model takes images in 0..1 (preprocess scales by 255) and normalises inside the
+graph with `image_mean/image_std`, as torchvision detectors do, so an exported ONNX carries it.
+`min_size/max_size` follow the input size, so a 224x224 frame is not upscaled to 800 pixels.
+
+    >>> det = create_model("fasterrcnn_resnet10", task="detection", input_size=(224, 224))
+"""
+from __future__ import annotations
+
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+
+from edge.models.config import make_preprocess
+from edge.models.registry import register_model
+from edge.models.resnet import ARCHS, ResNet
+from edge.tasks import DETECTION
+
+DETECTOR_OUTPUTS = ("boxes", "scores", "labels")
+# FPUS23 anatomy spans a few to a few hundred pixels: anchors a level smaller than torchvision's
+# defaults (32..512) suit frames of 224..400 pixels.
+DEFAULT_ANCHORS = ((16,), (32,), (64,), (128,), (256,))
+
+
+def resnet_fpn(arch: str, in_chans: int, out_channels: int = 128) -> BackboneWithFPN:
+    """A ResNet body with an FPN over all its stages (torchvision's BackboneWithFPN)."""
+    blocks, widths = ARCHS[arch]
+    body = ResNet(blocks, widths, num_classes=1, in_chans=in_chans)
+    return_layers = {f"layer{i + 1}": str(i) for i in range(len(blocks))}
+    return BackboneWithFPN(body, return_layers, list(widths), out_channels)
+
+
+def _detector(arch, task, input_size, in_chans, mean=0.5, std=0.25, fpn_channels=128,
+              anchors=DEFAULT_ANCHORS, box_score_thresh=0.05, box_detections_per_img=50):
+    backbone = resnet_fpn(arch, in_chans, fpn_channels)
+    levels = len(ARCHS[arch][0]) + 1  # FPN adds a max-pooled level
+    sizes = tuple(tuple(a) for a in anchors)[:levels]
+    anchor_gen = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    model = FasterRCNN(
+        backbone, num_classes=task.num_classes + 1, rpn_anchor_generator=anchor_gen,
+        min_size=min(input_size), max_size=max(input_size),
+        image_mean=[mean] * in_chans, image_std=[std] * in_chans,
+        box_score_thresh=box_score_thresh, box_detections_per_img=box_detections_per_img)
+    # The graph normalises; preprocessing only scales pixels to 0..1.
+    preprocess = make_preprocess(input_size, mean=0.0, std=1.0, grey=in_chans == 1)
+    return model, preprocess, DETECTOR_OUTPUTS
+
+
+@register_model(family="fasterrcnn", kinds=(DETECTION,))
+def fasterrcnn_resnet10(task, input_size, in_chans, **kw):
+    """Faster R-CNN with a ResNet10 + FPN backbone: the FPUS23 paper's NAS-found detector."""
+    return _detector("resnet10", task, input_size, in_chans, **kw)
+
+
+@register_model(family="fasterrcnn", kinds=(DETECTION,))
+def fasterrcnn_resnet34(task, input_size, in_chans, **kw):
+    """Faster R-CNN with a ResNet34 + FPN backbone: the FPUS23 baseline detector."""
+    return _detector("resnet34", task, input_size, in_chans, **kw)

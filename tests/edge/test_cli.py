@@ -1,0 +1,44 @@
+"""The CLI contract: every verb listed, user errors in one line with exit 1, light imports."""
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+
+def test_help_lists_every_verb_with_one_line():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for verb in ("report", "models"):
+        assert f"  {verb} " in proc.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("report", "resnet9"), "did you mean 'resnet8'"),
+    (("report", "resnet8", "--input", "12xz"), "--input '12xz'"),
+    (("report", "missing/model.pt"), "checkpoint not found"),
+    (("report", "resnet8", "--task", "nope"), "unknown task 'nope'"),
+])
+def test_user_errors_are_one_line_and_exit_1(args, needle):
+    proc = run_cli(*args)
+    assert proc.returncode == 1
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_and_device_packages_work_where_torch_cannot_be_imported(no_torch_env):
+    check = subprocess.run([sys.executable, "-c", "import torch"], env=no_torch_env, capture_output=True)
+    assert check.returncode != 0, "the torch block did not take effect"
+    code = "import edge, edge.cli, edge.tasks, edge.errors, edge.preprocess, runtime, targets; print('ok')"
+    proc = subprocess.run([sys.executable, "-c", code], env=no_torch_env, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+    help_ = run_cli("--help", env=no_torch_env)
+    assert help_.returncode == 0 and "report" in help_.stdout, help_.stderr
+
+
+def test_models_lists_the_zoo():
+    proc = run_cli("models", "resnet*")
+    assert proc.returncode == 0
+    assert [l.split()[0] for l in proc.stdout.splitlines()] == ["resnet10", "resnet18", "resnet34", "resnet8"]
