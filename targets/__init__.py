@@ -1,1 +1,13 @@
-"""edgekit targets package."""
+"""Deployment targets: device profiles (Jetson family, desktop CUDA, CPU) and the request check.
+
+Pure data and small logic, stdlib only: export and the on-device runtime both read it::
+
+    >>> from targets import get_target, list_targets, check_request
+    >>> get_target("jetson-nano").precisions
+    ('fp32', 'fp16')
+"""
+from targets.check import MEMORY_FRACTION, RequestCheck, best_precision, check_request
+from targets.profiles import PRECISIONS, Target, get_target, list_targets
+
+__all__ = ["MEMORY_FRACTION", "PRECISIONS", "RequestCheck", "Target", "best_precision", "check_request",
+           "get_target", "list_targets"]

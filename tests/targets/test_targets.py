@@ -1,0 +1,102 @@
+"""Targets: a registry sweep for consistent facts, the request check, and `edgekit targets`."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edge.errors import BadInputError, UnknownNameError, UnsupportedError
+from targets import MEMORY_FRACTION, PRECISIONS, check_request, get_target, list_targets
+from tests.conftest import REPO, run_cli
+
+ALL_NAMES = [t.name for t in list_targets()]
+JETSONS = ["jetson-nano", "jetson-xavier-nx", "jetson-agx-xavier", "jetson-orin-nano", "jetson-orin-nx",
+           "jetson-agx-orin"]
+
+
+def test_registry_names_the_brief_devices():
+    assert set(ALL_NAMES) == {"jetson", *JETSONS, "x86-cuda", "cpu"}
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_every_target_has_consistent_facts(name):
+    t = get_target(name)
+    assert t.name == name and t.description
+    assert t.precisions and set(t.precisions) <= set(PRECISIONS) and "fp32" in t.precisions
+    assert t.dla_cores[0] <= t.dla_cores[1]
+    if t.memory_gb is not None:
+        assert 0 < t.memory_gb[0] <= t.memory_gb[1] and t.memory_budget_gb == t.memory_gb[0]
+    if t.kind == "jetson":
+        major, minor = (int(v) for v in t.compute_capability.split("."))
+        assert (5, 3) <= (major, minor) <= (8, 7)
+        assert t.jetpack and t.tensorrt and t.python and t.workspace_mb > 0
+        # INT8 exactly where the GPU has INT8 instructions (compute capability 6.1+)
+        assert t.supports("int8") == ((major, minor) >= (6, 1))
+    if t.has_tensorrt:
+        lo, hi = (tuple(int(v) for v in s.replace(".x", "").split(".")) for s in t.tensorrt)
+        assert t.workspace_mb > 0 and lo <= hi
+    json.dumps(t.to_dict())  # plain data
+
+
+def test_brief_figures():
+    nano, agx = get_target("jetson-nano"), get_target("jetson-agx-orin")
+    assert nano.compute_capability == "5.3" and not nano.supports("int8") and nano.tensorrt == ("8.2", "8.2")
+    assert agx.memory_gb == (32, 64) and agx.dla_cores == (2, 2) and agx.tensorrt[1].startswith("11")
+    assert get_target("jetson-orin-nx").dla_cores == (1, 2)
+    assert get_target("jetson-agx-xavier").memory_budget_gb == 16
+
+
+def test_family_is_union_of_precisions_and_weakest_limits():
+    fam = get_target("jetson")
+    members = [get_target(m) for m in fam.members]
+    assert fam.members == tuple(JETSONS)
+    assert set(fam.precisions) == {p for m in members for p in m.precisions}
+    assert fam.memory_budget_gb == min(m.memory_budget_gb for m in members)
+    assert fam.workspace_mb == min(m.workspace_mb for m in members)
+
+
+def test_unknown_target_suggests():
+    with pytest.raises(UnknownNameError, match="did you mean 'jetson-nano'"):
+        get_target("jetson-nan")
+
+
+def test_int8_on_nano_refused_with_reason_and_fix():
+    with pytest.raises(UnsupportedError) as exc:
+        check_request("jetson-nano", "int8", 1e6)
+    msg = str(exc.value)
+    assert "jetson-nano" in msg and "int8" in msg and "5.3" in msg and "use --precision fp16" in msg
+    assert "\n" not in msg
+
+
+def test_bad_precision():
+    with pytest.raises(BadInputError, match="fp8"):
+        check_request("cpu", "fp8")
+
+
+def test_memory_budget_flag_is_a_warning_past_the_fraction():
+    budget = get_target("jetson-orin-nano").memory_budget_gb * 1e9
+    assert check_request("jetson-orin-nano", "fp16", MEMORY_FRACTION * budget * 0.99).warnings == []
+    warns = check_request("jetson-orin-nano", "fp16", MEMORY_FRACTION * budget * 1.01).warnings
+    assert len(warns) == 1 and "jetson-orin-nano" in warns[0] and "25%" in warns[0]
+    assert check_request("x86-cuda", "fp32", 1e12).warnings == []  # no fixed memory, no flag
+
+
+def test_family_int8_notes_the_members_that_fall_back():
+    warns = check_request("jetson", "int8", 1e6).warnings
+    assert any("jetson-nano" in w and "fp16 fallback" in w for w in warns)
+
+
+def test_cli_table_and_json():
+    r = run_cli("targets")
+    assert r.returncode == 0, r.stderr
+    assert all(n in r.stdout for n in ALL_NAMES)
+    r = run_cli("targets", "--json")
+    assert r.returncode == 0 and [d["name"] for d in json.loads(r.stdout)] == ALL_NAMES
+
+
+def test_targets_is_torch_free(no_torch_env):
+    code = "import targets, edge.cli.targets; print(len(targets.list_targets()))"
+    r = subprocess.run([sys.executable, "-c", code], env=no_torch_env, capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
