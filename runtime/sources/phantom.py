@@ -1,0 +1,70 @@
+"""The phantom simulator's sweep (`edge.phantom`) as a source: a probe with no hardware.
+
+It plays the FPUS23-like 23 Hz sweep, paced to real time by default (what a scanner sends) or as fast
+as it renders (`?realtime=0`, for benchmarks and tests). The simulator is imported when the source
+opens, so the other sources work in an install without it.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from edge.errors import BadInputError, UnsupportedError
+from runtime.sources.base import Pacer, Source, as_bool, register_source
+
+
+@register_source
+class PhantomSource(Source):
+    """`phantom` or `phantom:SEED`: the simulated sweep; `frames` ends it (None: endless)."""
+
+    kind = "phantom"
+    forms = "phantom, phantom:SEED (options ?realtime=0&frames=N&fps=F&width=W&height=H)"
+    example = "phantom:3"
+    options = {"realtime": as_bool, "frames": int, "fps": float, "width": int, "height": int}
+    _pattern = re.compile(r"^phantom(?::(\d+))?$")
+
+    def __init__(self, seed: int = 0, realtime: bool = True, frames: int | None = None, fps: float = 23.0,
+                 width: int = 672, height: int = 389):
+        super().__init__()
+        self.seed, self.realtime, self.frames, self.fps = seed, realtime, frames, fps
+        self.width, self.height = width, height
+        self._sweep, self._pacer = None, Pacer(None)
+
+    @classmethod
+    def matches(cls, spec: str) -> bool:
+        return spec == "phantom" or spec.startswith("phantom:")
+
+    @classmethod
+    def from_spec(cls, spec: str, **opts) -> "PhantomSource":
+        m = cls._pattern.match(spec)
+        if not m:
+            raise BadInputError(f"bad phantom source {spec!r}; expected {cls.forms}")
+        return cls(seed=int(m.group(1) or 0), **opts)
+
+    def describe(self) -> str:
+        pace = f"{self.fps:g} Hz" if self.realtime else "as fast as possible"
+        return f"phantom seed {self.seed} ({pace})"
+
+    def _open_impl(self) -> None:
+        try:
+            from edge.phantom import sweep
+        except ImportError as exc:
+            raise UnsupportedError(f"the phantom simulator (edge.phantom) is not available ({exc}); "
+                                   f"use another --source (a video, an image folder, usb:N)") from None
+        self._sweep = iter(sweep(seed=self.seed, frames=self.frames, height=self.height, width=self.width,
+                                 fps=self.fps))
+        self._pacer = Pacer(self.fps if self.realtime else None)
+
+    def _read_impl(self) -> np.ndarray | None:
+        f = next(self._sweep, None)
+        if f is None:
+            return None
+        self._pacer.wait()
+        return f.image
+
+    def _close_impl(self) -> None:
+        close = getattr(self._sweep, "close", None)
+        if close is not None:
+            close()
+        self._sweep = None
