@@ -1,0 +1,91 @@
+"""ONNX Runtime backends: the CPU one runs anywhere; the CUDA and TensorRT execution providers run
+where the installed onnxruntime build has them (`onnxruntime-gpu`, or NVIDIA's Jetson wheels).
+
+`onnxruntime` is imported when a session is created, not at import time.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from edge.errors import FileFormatError, UnsupportedError
+from runtime.backends.base import Backend
+
+CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+
+
+def available_providers() -> list[str]:
+    try:
+        import onnxruntime
+    except ImportError:
+        return []
+    return list(onnxruntime.get_available_providers())
+
+
+class OnnxRuntimeBackend(Backend):
+    """A model in an `onnxruntime.InferenceSession` with this class's execution providers."""
+
+    name: ClassVar[str] = "onnxruntime"
+    providers: ClassVar[tuple[str, ...]] = (CPU,)
+
+    def __init__(self, model, threads: int | None = None):
+        super().__init__(model)
+        reason = self.unavailable()
+        if reason:
+            raise UnsupportedError(f"backend {self.name!r} cannot run here: {reason}")
+        self.threads = threads
+        self.session = None
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        have = available_providers()
+        if not have:
+            return "onnxruntime is not installed (pip install onnxruntime)"
+        missing = [p for p in cls.providers if p not in have]
+        if missing:
+            return (f"this onnxruntime has no {', '.join(missing)} (it has {', '.join(have)}); install "
+                    f"onnxruntime-gpu or the Jetson wheel, or use --backend onnxruntime")
+        return None
+
+    def activate_impl(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        try:
+            self.session = ort.InferenceSession(str(self.model.onnx), options, providers=list(self.providers))
+        except Exception as exc:  # ORT raises its own types for unreadable graphs
+            raise FileFormatError(f"onnxruntime cannot load {self.model.onnx.name} of model "
+                                  f"{self.model.name!r}: {str(exc).splitlines()[0]}; re-export the bundle") from None
+        self._check_graph()
+        self._output_names = [o.name for o in self.session.get_outputs()]
+
+    def _check_graph(self) -> None:
+        """The ONNX graph's inputs must be the manifest's, or every feed would be wrong."""
+        graph = sorted(i.name for i in self.session.get_inputs())
+        manifest = sorted(t.name for t in self.model.inputs)
+        if graph != manifest:
+            raise FileFormatError(f"{self.model.onnx.name} has inputs {graph} but manifest.json says "
+                                  f"{manifest}; re-export the bundle")
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self._output_names, self.session.run(self._output_names, feed)))
+
+    def deactivate_impl(self) -> None:
+        self.session = None
+
+    def describe(self) -> str:
+        used = self.session.get_providers()[0] if self.session is not None else self.providers[0]
+        return f"{self.name} ({used}, {self.model.precision})"
+
+
+class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
+    name = "onnxruntime-cuda"
+    providers = (CUDA, CPU)
+
+
+class OnnxRuntimeTensorRTBackend(OnnxRuntimeBackend):
+    name = "onnxruntime-trt"
+    providers = (TRT, CUDA, CPU)
