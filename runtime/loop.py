@@ -1,0 +1,149 @@
+"""The real-time loop: capture in its own thread, the newest frame wins, a dropped probe is reopened.
+
+Capture never queues behind inference: the capture thread drops each frame into a single-slot
+mailbox (`LatestFrame`), overwriting (and counting) one inference has not taken yet, so inference
+always works on the newest frame. A source that fails while it should be live (read raises, or a
+camera returns nothing: the probe was unplugged) is closed and reopened with capped exponential
+back-off while the loop keeps running; every failure and reconnect is reported and counted.
+
+    >>> summary = run_loop(pipeline, open_source("phantom"), frames=100)    # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import sys
+import threading
+
+from runtime.sources import Frame, Source
+from runtime.stats import RunStats
+
+BACKOFF = (0.1, 2.0)  # first and longest wait before reopening a failed source, seconds
+
+
+class LatestFrame:
+    """A single-slot mailbox: `put` replaces an untaken frame (counted in `dropped`), `take` waits."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self.closed = False
+        self.dropped = 0
+
+    def put(self, frame: Frame) -> None:
+        with self._cond:
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._cond.notify()
+
+    def take(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame, or None on timeout or once closed and empty."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._frame is not None or self.closed, timeout)
+            frame, self._frame = self._frame, None
+            return frame
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        with self._cond:
+            return self.closed and self._frame is None
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Capture(threading.Thread):
+    """Reads an (opened) source into a mailbox until it ends or `stop()`; recovers from failures."""
+
+    def __init__(self, source: Source, mailbox: LatestFrame, backoff=BACKOFF, log=_stderr):
+        super().__init__(name="edgekit-capture", daemon=True)
+        self.source, self.mailbox, self.backoff, self.log = source, mailbox, backoff, log
+        self._stop_event = threading.Event()
+        self._delay = backoff[0]
+        self.captured = self.failures = self.reconnects = 0
+        self.error: BaseException | None = None
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def counts(self) -> dict:
+        return {"captured": self.captured, "dropped": self.mailbox.dropped, "failures": self.failures,
+                "reconnects": self.reconnects}
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    frame = self.source.read()
+                except Exception as exc:  # a failing device raises anything; recover, don't die
+                    self._recover(f"read failed ({type(exc).__name__}: {exc})")
+                    continue
+                if frame is None:
+                    if not self.source.live:
+                        break  # end of a file, folder or finite sweep
+                    self._recover("no frame (probe unplugged?)")
+                    continue
+                self._delay = self.backoff[0]
+                self.captured += 1
+                self.mailbox.put(frame)
+        except BaseException as exc:  # handed to the loop, which re-raises it in the main thread
+            self.error = exc
+        finally:
+            self.mailbox.close()
+
+    def _recover(self, why: str) -> None:
+        """Close the source and reopen it, waiting 0.1 s, 0.2 s, ... up to 2 s between attempts."""
+        self.failures += 1
+        self.log(f"source {self.source.describe()}: {why}; reopening")
+        while not self._stop_event.is_set():
+            try:
+                self.source.close()
+            except Exception:
+                pass
+            if self._stop_event.wait(self._delay):
+                return
+            self._delay = min(self._delay * 2, self.backoff[1])
+            try:
+                self.source.open()
+            except Exception as exc:
+                self.log(f"source {self.source.describe()}: reopen failed ({exc}); retrying in {self._delay:.1f} s")
+                continue
+            self.reconnects += 1
+            self.log(f"source {self.source.describe()}: reconnected")
+            return
+
+
+def run_loop(pipeline, source: Source, outputs=(), frames: int | None = None, backoff=BACKOFF,
+             log=_stderr) -> dict:
+    """Process the newest frames of `source` until it ends, `frames` are done, an output asks to stop
+    or Ctrl-C; returns the summary (see `RunStats.summary`). The source is opened here if needed."""
+    if not source.is_open:
+        source.open()  # a wrong device fails here, loudly, before any thread starts
+    mailbox, stats = LatestFrame(), RunStats()
+    capture = Capture(source, mailbox, backoff, log)
+    capture.start()
+    try:
+        while frames is None or stats.frames < frames:
+            frame = mailbox.take(timeout=0.1)
+            if frame is None:
+                if mailbox.finished:
+                    break
+                continue
+            result = pipeline.process(frame)
+            stats.add(result)
+            if False in [out.write(result, frame) for out in outputs]:  # every output sees the frame
+                break
+    except KeyboardInterrupt:
+        log("interrupted")
+    finally:
+        capture.stop()
+        capture.join(timeout=5.0)
+        source.close()
+    if capture.error is not None:
+        raise capture.error
+    return stats.summary(capture.counts(), pipeline.device_memory())
