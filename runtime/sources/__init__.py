@@ -43,11 +43,14 @@ def _convert(cls: type[Source], opts: dict) -> dict:
         if key not in cls.options:
             raise BadInputError(f"{cls.kind} source has no option {key!r}; it accepts "
                                 f"{', '.join(cls.options) or 'none'}")
+        convert = cls.options[key]
         try:
-            out[key] = cls.options[key](value) if isinstance(value, str) else value
+            out[key] = convert(value) if isinstance(value, str) else value
+        except BadInputError as exc:
+            raise BadInputError(f"{cls.kind} source option {key}: {exc}") from None
         except ValueError:
-            raise BadInputError(f"{cls.kind} source option {key}={value!r} is not a valid "
-                                f"{getattr(cls.options[key], '__name__', 'value')}") from None
+            what = {int: "an integer", float: "a number"}.get(convert, "valid")
+            raise BadInputError(f"{cls.kind} source option {key}={value!r} is not {what}") from None
     return out
 
 
