@@ -111,7 +111,7 @@ class Capture(threading.Thread):
             try:
                 self.source.open()
             except Exception as exc:
-                self.log(f"source {self.source.describe()}: reopen failed ({exc}); retrying in {self._delay:.1f} s")
+                self.log(f"source {self.source.describe()}: reopen failed ({exc}); retrying in {self._delay:.2f} s")
                 continue
             self.reconnects += 1
             self.log(f"source {self.source.describe()}: reconnected")

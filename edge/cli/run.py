@@ -16,7 +16,7 @@ from edge.cli import app
 
 @app.command("run")
 def run_command(
-    bundle: Path = typer.Argument(..., help="bundle directory (manifest.json + models)"),
+    bundle: Path = typer.Argument(..., metavar="BUNDLE", help="bundle directory (manifest.json + models)"),
     source: str = typer.Option("phantom", "--source", "-s",
                                help="phantom[:SEED], usb:N, /dev/videoN, a video file or an image folder; "
                                     "options as ?key=value&... (e.g. usb:0?width=1280&height=720)"),
@@ -40,7 +40,7 @@ def run_command(
 
 @app.command("bench")
 def bench_command(
-    bundle: Path = typer.Argument(..., help="bundle directory (manifest.json + models)"),
+    bundle: Path = typer.Argument(..., metavar="BUNDLE", help="bundle directory (manifest.json + models)"),
     backends: str = typer.Option("auto", "--backends", help="comma-separated backend names, e.g. onnxruntime,tensorrt"),
     frames: int = typer.Option(200, "--frames", "-n", min=1, help="frames per backend"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the JSON report to F"),

@@ -1,0 +1,146 @@
+"""The loop: newest frame wins with a source faster than inference, a failing source is reopened while
+the loop keeps going, and a 2,000-frame soak does not grow memory."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from runtime.bundle import load_bundle
+from runtime.loop import LatestFrame, run_loop
+from runtime.outputs import Output
+from runtime.pipeline import Pipeline
+from runtime.sources import Frame, Pacer, Source, open_source
+from runtime.stats import process_memory
+
+
+class TimedSource(Source):
+    """Synthetic 32x32 frames every `interval` s; logs (index, t) of each frame it hands out.
+    `fail_at` makes read() fail once at that frame (raise, or return None as a dead camera does)."""
+
+    kind, forms, example = "timed", "(test)", "(test)"
+
+    def __init__(self, interval: float, frames: int | None = None, live: bool = False,
+                 fail_at: int | None = None, fail_mode: str = "raise", failed_opens: int = 0):
+        super().__init__()
+        self.interval, self.frames, self.live = interval, frames, live
+        self.fail_at, self.fail_mode, self.failed_opens = fail_at, fail_mode, failed_opens
+        self.log: list[tuple[int, float]] = []
+        self.opens = 0
+
+    def _open_impl(self):
+        self.opens += 1
+        if 1 < self.opens <= 1 + self.failed_opens:
+            raise OSError("device not back yet")
+        self._pacer = Pacer(1.0 / self.interval)
+
+    def _read_impl(self):
+        if self.frames is not None and self._index >= self.frames:
+            return None
+        if self.fail_at is not None and self._index == self.fail_at:
+            self.fail_at = None
+            if self.fail_mode == "raise":
+                raise OSError("probe unplugged")
+            return None
+        self._pacer.wait()
+        return np.full((32, 32), self._index % 256, np.uint8)
+
+    def read(self):
+        frame = super().read()
+        if frame is not None:
+            self.log.append((frame.index, frame.t))
+        return frame
+
+
+class Collect(Output):
+    def __init__(self):
+        self.results = []
+
+    def write(self, result, frame):
+        self.results.append(result)
+
+
+class SlowPipeline(Pipeline):
+    """The real pipeline plus a fixed delay, standing in for a model slower than the source."""
+
+    delay = 0.02
+
+    def process(self, frame: Frame):
+        result = super().process(frame)
+        time.sleep(self.delay)
+        result.done = time.monotonic()
+        return result
+
+
+def test_mailbox_keeps_only_the_newest():
+    box = LatestFrame()
+    for i in range(3):
+        box.put(Frame(np.zeros((1, 1), np.uint8), float(i), i))
+    assert box.dropped == 2 and box.take(0).index == 2 and box.take(0.01) is None
+    box.close()
+    assert box.finished and box.take() is None
+
+
+def test_newest_frame_wins_and_staleness_is_bounded(plane_bundle):
+    interval, tolerance = 0.004, 0.015
+    source, sink = TimedSource(interval, frames=150), Collect()
+    with SlowPipeline(load_bundle(plane_bundle), backend="onnxruntime") as pipe:
+        summary = run_loop(pipe, source, [sink])
+    results = sink.results
+    assert summary["captured"] == 150 and summary["dropped"] > 50
+    assert summary["frames"] == len(results) and len(results) + summary["dropped"] <= 150
+    indices = [r.index for r in results]
+    assert indices == sorted(set(indices))
+    period = max(r.done - r.started for r in results)  # one inference period, measured
+    for r in results:
+        assert r.wait_ms / 1e3 <= interval + tolerance, r.to_dict()
+        assert r.latency_ms / 1e3 <= period + interval + tolerance, r.to_dict()
+        newer_waiting = [i for i, t in source.log if i > r.index and t < r.started - tolerance]
+        assert not newer_waiting, f"frame {r.index} processed while {newer_waiting[:3]} were already captured"
+
+
+@pytest.mark.parametrize("fail_mode", ["raise", "none"])
+def test_failing_source_is_reopened_and_the_loop_continues(plane_bundle, fail_mode):
+    messages = []
+    source = TimedSource(0.002, live=True, fail_at=10, fail_mode=fail_mode, failed_opens=1)
+    sink = Collect()
+    with Pipeline(load_bundle(plane_bundle), backend="onnxruntime") as pipe:
+        summary = run_loop(pipe, source, [sink], frames=40, backoff=(0.01, 0.04), log=messages.append)
+    assert summary["frames"] == 40 and summary["failures"] == 1 and summary["reconnects"] == 1
+    assert source.opens == 3  # the first open, a failed reopen, the one that worked
+    assert any("reopen failed" in m for m in messages) and any("reconnected" in m for m in messages)
+    assert max(r.index for r in sink.results) > 10  # frames kept coming after the failure
+    assert [r.index for r in sink.results] == sorted(r.index for r in sink.results)
+
+
+def test_backoff_doubles_up_to_its_cap(plane_bundle):
+    messages = []
+    source = TimedSource(0.002, live=True, fail_at=3, failed_opens=4)
+    with Pipeline(load_bundle(plane_bundle), backend="onnxruntime") as pipe:
+        start = time.monotonic()
+        summary = run_loop(pipe, source, frames=8, backoff=(0.01, 0.03), log=messages.append)
+    waits = [float(m.split("retrying in ")[1].split(" s")[0]) for m in messages if "retrying in" in m]
+    assert waits == [0.02, 0.03, 0.03, 0.03]  # 0.01 first, doubled, capped at 0.03
+    assert summary["reconnects"] == 1 and summary["failures"] == 1
+    assert time.monotonic() - start >= 0.01 + 0.02 + 0.03 * 3
+
+
+def test_finite_source_ends_the_loop(plane_bundle):
+    with Pipeline(load_bundle(plane_bundle), backend="onnxruntime") as pipe:
+        summary = run_loop(pipe, TimedSource(0.001, frames=5))
+    assert 1 <= summary["frames"] <= 5 and summary["captured"] == 5 and summary["reconnects"] == 0
+    assert set(summary["latency_ms"]) >= {"p50", "p95", "p99"} and summary["memory"]["rss_mb"] > 0
+    assert set(summary["models_ms"]["plane"]) == {"preprocess", "infer", "postprocess", "total"}
+
+
+@pytest.mark.slow
+def test_soak_2000_frames_memory_stays_flat(plane_bundle):
+    source = "phantom:1?realtime=0&width=336&height=195"
+    with Pipeline(load_bundle(plane_bundle), backend="onnxruntime") as pipe:
+        run_loop(pipe, open_source(source), frames=200)  # warm up allocators and caches
+        before = process_memory()["rss_mb"]
+        summary = run_loop(pipe, open_source(source), frames=2000)
+        after = process_memory()["rss_mb"]
+    assert summary["frames"] == 2000
+    assert (after - before) / before < 0.05, (before, after)
