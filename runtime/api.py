@@ -62,19 +62,21 @@ def bare_inference_ms(pipe: Pipeline, image, runs: int, warmup: int = 5) -> dict
     return out
 
 
-def _first_frame(source: str):
-    with open_source(source) as src:
+def _first_frame(make_source):
+    with make_source() as src:
         frame = src.read()
     if frame is None:
-        raise EdgekitError(f"source {source!r} gave no frame to benchmark on")
+        raise EdgekitError(f"source {src.describe()} gave no frame to benchmark on")
     return frame.image
 
 
-def bench_backend(bundle, backend: str, frames: int, source: str, log=_stderr) -> dict:
-    """One backend: bare inference, then the real loop on `source`; their ratio is the loop overhead."""
+def bench_backend(bundle, backend: str, frames: int, source, log=_stderr) -> dict:
+    """One backend: bare inference, then the real loop on `source` (a spec, or a function returning a
+    fresh Source); the ratio of their medians is what the loop adds to inference."""
+    make_source = (lambda: open_source(source)) if isinstance(source, str) else source
     with Pipeline(bundle, backend=backend) as pipe:
-        bare = bare_inference_ms(pipe, _first_frame(source), runs=frames)
-        loop = run_loop(pipe, open_source(source), frames=frames, log=log)
+        bare = bare_inference_ms(pipe, _first_frame(make_source), runs=frames)
+        loop = run_loop(pipe, make_source(), frames=frames, log=log)
         entry = {"backend": pipe.backend_name, "reason": pipe.backend_reason, "describe": pipe.describe()}
     bare_sum = sum(v["p50"] for v in bare.values())
     entry.update(bare_infer_ms=bare, bare_infer_sum_p50_ms=round(bare_sum, 3), loop=loop)

@@ -17,6 +17,7 @@ from runtime.sources import Frame, Source
 from runtime.stats import RunStats
 
 BACKOFF = (0.1, 2.0)  # first and longest wait before reopening a failed source, seconds
+GIL_SWITCH = 0.0005   # seconds; Python's default 0.005 would add up to 5 ms to every hand-off
 
 
 class LatestFrame:
@@ -126,6 +127,8 @@ def run_loop(pipeline, source: Source, outputs=(), frames: int | None = None, ba
         source.open()  # a wrong device fails here, loudly, before any thread starts
     mailbox, stats = LatestFrame(), RunStats()
     capture = Capture(source, mailbox, backoff, log)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH)  # a new frame must not wait out the capture thread's 5 ms GIL slice
     capture.start()
     try:
         while frames is None or stats.frames < frames:
@@ -144,6 +147,7 @@ def run_loop(pipeline, source: Source, outputs=(), frames: int | None = None, ba
         capture.stop()
         capture.join(timeout=5.0)
         source.close()
+        sys.setswitchinterval(switch)
     if capture.error is not None:
         raise capture.error
     return stats.summary(capture.counts(), pipeline.device_memory())

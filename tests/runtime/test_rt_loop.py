@@ -64,7 +64,7 @@ class Collect(Output):
 class SlowPipeline(Pipeline):
     """The real pipeline plus a fixed delay, standing in for a model slower than the source."""
 
-    delay = 0.02
+    delay = 0.04
 
     def process(self, frame: Frame):
         result = super().process(frame)
@@ -83,13 +83,14 @@ def test_mailbox_keeps_only_the_newest():
 
 
 def test_newest_frame_wins_and_staleness_is_bounded(plane_bundle):
-    interval, tolerance = 0.004, 0.015
-    source, sink = TimedSource(interval, frames=150), Collect()
+    # source every 10 ms, inference 40 ms; the tolerance absorbs OS scheduling on a busy shared CPU
+    interval, tolerance = 0.010, 0.025
+    source, sink = TimedSource(interval, frames=80), Collect()
     with SlowPipeline(load_bundle(plane_bundle), backend="onnxruntime") as pipe:
         summary = run_loop(pipe, source, [sink])
     results = sink.results
-    assert summary["captured"] == 150 and summary["dropped"] > 50
-    assert summary["frames"] == len(results) and len(results) + summary["dropped"] <= 150
+    assert summary["captured"] == 80 and summary["dropped"] > 30
+    assert summary["frames"] == len(results) and len(results) + summary["dropped"] <= 80
     indices = [r.index for r in results]
     assert indices == sorted(set(indices))
     period = max(r.done - r.started for r in results)  # one inference period, measured
