@@ -78,6 +78,7 @@ class ModelEntry:
     engines: tuple[EngineEntry, ...] = ()
     architecture: str | None = None
     stats: dict = field(default_factory=dict)
+    fallbacks: tuple[dict, ...] = ()  # the same model at another precision: {precision, onnx (Path), sha256, ...}
 
     def output(self, role: str) -> TensorSpec | None:
         """The output with this role (`logits`, `boxes`, `scores`, `labels`, `cam`), or None."""
@@ -111,7 +112,8 @@ def _model_from_dict(root: Path, d: dict) -> ModelEntry:
         inputs=tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
         outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
         preprocess=d["preprocess"], postprocess=dict(d.get("postprocess") or {}), engines=engines,
-        architecture=d.get("architecture"), stats=dict(d.get("stats") or {}))
+        architecture=d.get("architecture"), stats=dict(d.get("stats") or {}),
+        fallbacks=tuple({**f, "onnx": root / f["onnx"]} for f in d.get("fallbacks") or []))
 
 
 def _verify_file(path: Path, expected: str, model: str) -> None:
@@ -145,6 +147,8 @@ def load_bundle(path, verify: bool = True) -> Bundle:
     for m in models:
         if verify:
             _verify_file(m.onnx, m.sha256, m.name)
+            for f in m.fallbacks:
+                _verify_file(f["onnx"], f["sha256"], m.name)
             for e in m.engines:
                 if e.file.is_file():  # a missing engine is the TensorRT backend's concern, not ORT's
                     _verify_file(e.file, e.sha256, m.name)

@@ -73,6 +73,9 @@ def check_model(i: int, m) -> None:
         validate_spec(m["preprocess"])
     except BadInputError as exc:
         _fail(f"{where}.preprocess", str(exc))
+    for j, f in enumerate(m.get("fallbacks") or []):
+        if not isinstance(f, dict) or not {"precision", "onnx", "sha256"} <= set(f):
+            _fail(f"{where}.fallbacks[{j}]", "needs precision, onnx and sha256")
     for j, e in enumerate(m.get("engines") or []):
         need = {"file", "gpu", "compute_capability", "tensorrt", "sha256"}
         if not isinstance(e, dict) or not need <= set(e):

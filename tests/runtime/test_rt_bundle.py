@@ -87,3 +87,15 @@ def test_jsonschema_catches_what_hand_checks_skip(fresh_bundle):
     _edit_manifest(fresh_bundle, lambda m: m["models"][0].update(precision="fp64"))
     with pytest.raises(FileFormatError, match="precision"):
         load_bundle(fresh_bundle, verify=False)
+
+
+def test_fallback_files_are_verified_too(fresh_bundle):
+    import shutil
+
+    shutil.copy(fresh_bundle / "plane.fp32.onnx", fresh_bundle / "plane.fp16.onnx")
+    _edit_manifest(fresh_bundle, lambda m: m["models"][0].update(fallbacks=[
+        {"precision": "fp16", "onnx": "plane.fp16.onnx", "sha256": sha256_file(fresh_bundle / "plane.fp16.onnx")}]))
+    assert load_bundle(fresh_bundle).model("plane").fallbacks[0]["onnx"].name == "plane.fp16.onnx"
+    (fresh_bundle / "plane.fp16.onnx").write_bytes(b"changed")
+    with pytest.raises(FileFormatError, match="plane.fp16.onnx"):
+        load_bundle(fresh_bundle)
