@@ -1,0 +1,108 @@
+"""`export_bundle`: checkpoints -> one bundle directory the device needs and nothing else.
+
+Order of work: the target check and the destination check run first (a refused request writes
+nothing and loads nothing heavy), then each checkpoint is loaded, exported at the requested
+precision, checked for parity on phantom frames, hashed, and described in manifest.json; the whole
+directory is published atomically (export.atomic).
+
+Jetson family + int8: each model carries its INT8 Q/DQ ONNX and an fp16 fallback (its float twin:
+the QAT weights without quantizers) for the Jetsons without INT8 (Nano) and for TensorRT releases
+that cannot build a Q/DQ graph. No fp32 copy: every Jetson runs fp16, and fp32 is only the parity
+reference. A single device target gets only the precision asked for.
+
+    >>> manifest = export_bundle(["plane.pt", "det.pt"], "jetson-orin-nano", "fp16", "out/bundle")  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge import __version__
+from edge.errors import BadInputError
+from export.atomic import check_destination, staged_dir
+from export.manifest import (MANIFEST, SCHEMA_VERSION, fallback_entry, model_entry, now, validate,
+                             write_manifest)
+
+BYTES_PER = {"fp32": 4, "fp16": 2, "int8": 1}
+PARITY_FRAMES = {"classifier": 100, "detection": 16}
+
+
+def _fallback_precision(target, precision: str) -> str | None:
+    if precision == "int8" and target.kind == "family":
+        return "fp16"
+    return None
+
+
+def _names(metas: list[dict]) -> list[str]:
+    """Model names in the bundle: the task name, with the architecture when two share a task."""
+    tasks = [m["task"]["name"] for m in metas]
+    names = [t if tasks.count(t) == 1 else f"{t}-{m['model']['name']}" for t, m in zip(tasks, metas)]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise BadInputError(f"two checkpoints would both be bundled as {dup[0]!r}; bundle one model per "
+                            f"task and architecture")
+    return names
+
+
+def _stats(model) -> dict:
+    from edge.report import model_report
+
+    return model_report(model, tuple(model.edge_config.input_size))
+
+
+def model_bytes(stats: dict, precision: str) -> int:
+    """Weights plus the peak activation working set at `precision` (what the memory check weighs)."""
+    return int(stats["weights_bytes"][precision] + stats["activation_bytes"] * BYTES_PER[precision] / 4)
+
+
+def _export_one(model, name: str, precision: str, kind: str, tmp: Path, n_frames: int | None) -> tuple:
+    from export.onnx import export_onnx
+    from export.parity import check_parity, frames
+    from runtime.bundle import sha256_file
+
+    info = export_onnx(model, tmp / f"{name}.{precision}.onnx", precision)
+    n = n_frames or PARITY_FRAMES["detection" if kind == "detection" else "classifier"]
+    parity = check_parity(model, tmp / info["file"], precision, frames(model.edge_config.preprocess, n), kind)
+    return info, sha256_file(tmp / info["file"]), parity
+
+
+def export_bundle(checkpoints: list, target: str, precision: str, out, force: bool = False,
+                  parity_frames: int | None = None, log=lambda msg: None) -> dict:
+    """Export every checkpoint at `precision` for `target` into the bundle directory `out`; returns the manifest."""
+    from targets import check_request, get_target
+
+    t = get_target(target)
+    check = check_request(t, precision, 0)          # refusal first: nothing loaded, nothing written
+    check_destination(out, force)
+    if not checkpoints:
+        raise BadInputError("no checkpoints given; pass one or more .pt files written by edgekit")
+    from export.source import load_for_export, require_int8_ready
+
+    loaded = []
+    for path in checkpoints:
+        model, meta = load_for_export(path)
+        if precision == "int8":
+            require_int8_ready(path, meta)
+        float_twin = load_for_export(path, float_only=True)[0] if meta.get("quantization") else model
+        loaded.append((path, model, meta, float_twin, _stats(float_twin)))
+    names = _names([m for _, _, m, _, _ in loaded])
+    check = check_request(t, precision, sum(model_bytes(s, precision) for *_, s in loaded))
+    for w in check.warnings:
+        log(f"warning: {w}")
+    fallback = _fallback_precision(t, precision)
+    entries = []
+    with staged_dir(out, force) as tmp:
+        for name, (path, model, meta, twin, stats) in zip(names, loaded):
+            kind = meta["task"]["kind"]
+            log(f"{name}: {Path(path).name} -> {name}.{precision}.onnx")
+            info, sha, parity = _export_one(model, name, precision, kind, tmp, parity_frames)
+            entry = model_entry(name, meta, info, sha, stats, parity)
+            entry["source"] = {"checkpoint": Path(path).name, "quantization": bool(meta.get("quantization"))}
+            if fallback:
+                log(f"{name}: fallback -> {name}.{fallback}.onnx")
+                entry["fallbacks"] = [fallback_entry(*_export_one(twin, name, fallback, kind, tmp, parity_frames))]
+            entries.append(entry)
+        manifest = {"schema_version": SCHEMA_VERSION, "edgekit_version": __version__, "created": now(),
+                    "target": t.name, "precision": precision, "warnings": check.warnings, "models": entries}
+        validate(manifest)
+        write_manifest(tmp / MANIFEST, manifest)
+    return manifest

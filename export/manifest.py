@@ -1,0 +1,112 @@
+"""The bundle manifest: one entry per model (docs/ARCHITECTURE.md), and reading it back for `inspect`.
+
+The manifest is validated against the runtime's schema (`runtime/manifest.schema.json`) before a
+bundle is published, so export never writes a bundle the device would refuse. Beyond the schema's
+fields an entry may carry `fallbacks`: the same model at another precision, for the devices of a
+family that cannot run the primary one (a Jetson Nano has no INT8: it builds its engine from the
+fp16 fallback). Each fallback has its own `onnx`, `sha256`, tensors and `parity`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+
+from edge.errors import FileFormatError
+from edge.tasks import DETECTION
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+STATS_KEYS = ("params", "macs", "weights_bytes", "activation_bytes", "activation_total_bytes")
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def postprocess_for(kind: str, threshold: float = 0.5) -> dict:
+    """How outputs become answers on the device: softmax / sigmoid / none (detectors emit scores)."""
+    activation = {"single_label": "softmax", "multi_label": "sigmoid", DETECTION: "none"}[kind]
+    return {"activation": activation, "threshold": threshold}
+
+
+def model_entry(name: str, meta: dict, onnx_info: dict, sha256: str, stats: dict, parity: dict) -> dict:
+    """A manifest model entry from checkpoint metadata, the ONNX export and its parity report."""
+    task, config = meta["task"], meta["config"]
+    return {
+        "name": name, "task": task["name"], "kind": task["kind"], "labels": list(task["labels"]),
+        "architecture": meta["model"]["name"], "precision": onnx_info["precision"],
+        "onnx": onnx_info["file"], "sha256": sha256, "bytes": onnx_info["bytes"],
+        "opset": onnx_info["opset"], "qdq_pairs": onnx_info["qdq_pairs"],
+        "inputs": onnx_info["inputs"], "outputs": onnx_info["outputs"],
+        "preprocess": config["preprocess"], "postprocess": postprocess_for(task["kind"]),
+        "stats": {k: stats[k] for k in STATS_KEYS if k in stats},
+        "parity": parity, "compression": list(meta.get("compression") or []), "engines": [],
+    }
+
+
+def fallback_entry(onnx_info: dict, sha256: str, parity: dict) -> dict:
+    return {"precision": onnx_info["precision"], "onnx": onnx_info["file"], "sha256": sha256,
+            "bytes": onnx_info["bytes"], "inputs": onnx_info["inputs"], "outputs": onnx_info["outputs"],
+            "parity": parity}
+
+
+def validate(manifest: dict) -> None:
+    """Check against the runtime's JSON Schema (the contract with the device)."""
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "runtime" / "manifest.schema.json").read_text())
+    try:
+        jsonschema.validate(manifest, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+        raise FileFormatError(f"manifest invalid at {where}: {exc.message}") from None
+
+
+def read(bundle) -> tuple[Path, dict]:
+    """(bundle dir, manifest) with a one-line error for a missing or unreadable manifest."""
+    from runtime.bundle import read_manifest
+
+    return read_manifest(bundle)
+
+
+def summary_rows(manifest: dict) -> list[dict]:
+    """One row per ONNX file (primary and fallbacks) for `edgekit inspect`."""
+    rows = []
+    for m in manifest["models"]:
+        for variant in [m, *m.get("fallbacks", [])]:
+            p = variant.get("parity") or {}
+            metric = p.get("metric")
+            rows.append({"model": m["name"], "task": m["task"], "architecture": m.get("architecture"),
+                         "precision": variant["precision"], "onnx": variant["onnx"],
+                         "mb": round(variant.get("bytes", 0) / 1e6, 2),
+                         "macs_g": round(m.get("stats", {}).get("macs", 0) / 1e9, 3),
+                         "parity": f"{metric}={p[metric]:.4g}" if metric else "-",
+                         "engines": sum(e.get("precision", m["precision"]) == variant["precision"]
+                                        for e in m.get("engines", []))})
+    return rows
+
+
+def write_manifest(path, manifest: dict) -> None:
+    """Write (or rewrite, after engines are built) manifest.json atomically."""
+    from export.atomic import write_json_atomic
+
+    write_json_atomic(path, manifest)
+
+
+def verify_files(root, manifest: dict) -> None:
+    """Refuse, by name, any ONNX or engine (primary or fallback) whose sha256 changed since export."""
+    from edge.errors import MissingFileError
+    from runtime.bundle import sha256_file
+
+    root = Path(root)
+    for m in manifest["models"]:
+        for variant in [m, *m.get("fallbacks", [])]:
+            for f, sha in [(variant["onnx"], variant["sha256"]),
+                           *((e["file"], e["sha256"]) for e in variant.get("engines", []))]:
+                if not (root / f).is_file():
+                    raise MissingFileError(f"bundle file {f} of model {m['name']!r} is missing from {root}; "
+                                           f"re-export the bundle")
+                if sha256_file(root / f) != sha:
+                    raise FileFormatError(f"bundle file {f} of model {m['name']!r} does not match its sha256 "
+                                          f"in manifest.json (modified after export); re-export the bundle")
