@@ -1,0 +1,152 @@
+"""Bundles: manifest per docs/ARCHITECTURE.md, refusals before any work, atomic writes, tamper checks."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edge.errors import BadInputError, FileFormatError, UnsupportedError
+from export.bundle import export_bundle
+from tests.conftest import REPO, run_cli
+
+FAST = dict(parity_frames=8)
+
+
+@pytest.fixture(scope="module")
+def bundle(ckpts, tmp_path_factory):
+    out = tmp_path_factory.mktemp("b") / "bundle"
+    manifest = export_bundle([ckpts["plane"], ckpts["anatomy"]], "jetson-orin-nano", "fp32", out, **FAST)
+    return out, manifest
+
+
+def test_manifest_matches_the_contract(bundle):
+    from runtime.bundle import SCHEMA_VERSION, load_bundle, sha256_file
+
+    out, manifest = bundle
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert manifest["schema_version"] == SCHEMA_VERSION and manifest["target"] == "jetson-orin-nano"
+    plane, anatomy = manifest["models"]
+    assert (plane["name"], plane["kind"], plane["architecture"]) == ("plane", "single_label", "resnet8")
+    assert anatomy["postprocess"]["activation"] == "sigmoid" and plane["postprocess"]["activation"] == "softmax"
+    assert plane["sha256"] == sha256_file(out / plane["onnx"]) and plane["engines"] == []
+    assert plane["stats"]["params"] > 0 and plane["stats"]["weights_bytes"]["fp16"] * 2 == \
+        plane["stats"]["weights_bytes"]["fp32"]
+    assert plane["parity"]["passed"] and plane["parity"]["max_abs_diff"] <= 1e-4
+    assert plane["preprocess"]["resize"] == [32, 32]
+    assert sorted(p.name for p in out.iterdir()) == ["anatomy.fp32.onnx", "manifest.json", "plane.fp32.onnx"]
+    assert [m.name for m in load_bundle(out).models] == ["plane", "anatomy"]
+
+
+def test_tampered_file_is_refused_by_name(bundle, tmp_path):
+    import shutil
+
+    from runtime.bundle import load_bundle
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle[0], copy)
+    with open(copy / "anatomy.fp32.onnx", "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01")
+    with pytest.raises(FileFormatError, match="anatomy.fp32.onnx of model 'anatomy'"):
+        load_bundle(copy)
+    r = run_cli("inspect", copy)
+    assert r.returncode == 1 and "anatomy.fp32.onnx" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_inspect_table_and_json(bundle):
+    r = run_cli("inspect", bundle[0])
+    assert r.returncode == 0 and "plane.fp32.onnx" in r.stdout and "max_abs_diff" in r.stdout
+    r = run_cli("inspect", bundle[0], "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == bundle[1]
+
+
+def test_int8_on_nano_refused_before_any_work(ckpts, tmp_path):
+    out = tmp_path / "nano"
+    r = run_cli("export", ckpts["plane_qat"], "--target", "jetson-nano", "--precision", "int8", "--out", out)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "jetson-nano" in lines[0] and "use --precision fp16" in lines[0]
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_int8_needs_qat_checkpoint_and_writes_nothing(ckpts, tmp_path):
+    with pytest.raises(UnsupportedError, match="not a QAT checkpoint"):
+        export_bundle([ckpts["plane"]], "jetson-orin-nx", "int8", tmp_path / "o", **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_non_empty_out_unless_force(ckpts, bundle, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(BadInputError, match="--force"):
+        export_bundle([ckpts["plane"]], "cpu", "fp32", out, **FAST)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    manifest = export_bundle([ckpts["plane"]], "cpu", "fp32", out, force=True, **FAST)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "plane.fp32.onnx"]
+    assert manifest["target"] == "cpu" and not list(tmp_path.glob(".o.*"))  # no staging or old copy left
+
+
+def test_exception_midway_leaves_nothing(ckpts, tmp_path, monkeypatch):
+    import export.bundle as b
+
+    calls = []
+    real = b._export_one
+
+    def flaky(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("injected failure while exporting the second model")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(b, "_export_one", flaky)
+    with pytest.raises(RuntimeError, match="injected"):
+        export_bundle([ckpts["plane"], ckpts["anatomy"]], "cpu", "fp32", tmp_path / "o", **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_killed_export_leaves_nothing_at_destination(ckpts, tmp_path):
+    out = tmp_path / "o"
+    code = "import sys; from edge.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "export", str(ckpts["plane"]), str(ckpts["anatomy"]),
+                             "--target", "cpu", "--precision", "fp32", "--out", str(out), "--parity-frames", "400"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob(".o.tmp-*/*.onnx")):
+        time.sleep(0.1)
+    assert list(tmp_path.glob(".o.tmp-*/*.onnx")), "export never started writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    # the next export removes the dead process's staging directory and publishes a whole bundle
+    export_bundle([ckpts["plane"]], "cpu", "fp32", out, **FAST)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+
+
+def test_jetson_int8_bundle_carries_fp16_fallback(ckpts, tmp_path):
+    from runtime.bundle import load_bundle
+
+    m = export_bundle([ckpts["plane_qat"]], "jetson", "int8", tmp_path / "j", **FAST)
+    entry = m["models"][0]
+    assert entry["precision"] == "int8" and entry["qdq_pairs"] > 0 and entry["parity"]["reference"] == "pytorch-qat"
+    (fb,) = entry["fallbacks"]
+    assert fb["precision"] == "fp16" and fb["parity"]["passed"] and (tmp_path / "j" / fb["onnx"]).is_file()
+    assert any("jetson-nano" in w for w in m["warnings"])
+    load_bundle(tmp_path / "j")
+    # a single device with INT8 gets only what it asked for
+    m = export_bundle([ckpts["plane_qat"]], "jetson-orin-nano", "int8", tmp_path / "k", **FAST)
+    assert "fallbacks" not in m["models"][0]
+
+
+@pytest.mark.slow
+def test_detector_int8_bundle(detector_ckpts, tmp_path):
+    m = export_bundle([detector_ckpts["det_qat"]], "jetson", "int8", tmp_path / "d", parity_frames=4)
+    entry = m["models"][0]
+    assert entry["kind"] == "detection" and entry["postprocess"]["activation"] == "none"
+    assert [o["role"] for o in entry["outputs"]] == ["boxes", "scores", "labels"]
+    assert entry["parity"]["passed"] and entry["fallbacks"][0]["parity"]["passed"]
