@@ -17,7 +17,7 @@ from runtime.loop import run_loop
 from runtime.outputs import JsonLines, make_outputs
 from runtime.pipeline import Pipeline
 from runtime.sources import open_source
-from runtime.stats import percentiles
+from runtime.stats import RunStats, percentiles
 
 
 def _stderr(message: str) -> None:
@@ -46,20 +46,30 @@ def run(bundle, source: str = "phantom", backend: str = "auto", headless: bool =
     return summary
 
 
-def bare_inference_ms(pipe: Pipeline, image, runs: int, warmup: int = 5) -> dict[str, dict]:
-    """Per model: percentiles of `backend.infer` alone on one preprocessed frame (no pre/post, no loop)."""
-    out = {}
-    for runner in pipe.runners:
-        feed = runner.feed(image)
+def bare_inference_times(pipe: Pipeline, image, runs: int, warmup: int = 3) -> dict[str, list[float]]:
+    """Per model, ms of `backend.infer` alone on one preprocessed frame (no pre/post, no loop); the
+    models run back to back as in a frame, so key "frame" holds their per-frame sum."""
+    feeds = [r.feed(image) for r in pipe.runners]
+    for runner, feed in zip(pipe.runners, feeds):
         for _ in range(warmup):
             runner.backend.infer(feed, check=False)
-        times = []
-        for _ in range(runs):
+    out: dict[str, list[float]] = {r.entry.name: [] for r in pipe.runners}
+    out["frame"] = []
+    for _ in range(runs):
+        total = 0.0
+        for runner, feed in zip(pipe.runners, feeds):
             t0 = time.perf_counter()
             runner.backend.infer(feed, check=False)
-            times.append((time.perf_counter() - t0) * 1e3)
-        out[runner.entry.name] = percentiles(times)
+            ms = (time.perf_counter() - t0) * 1e3
+            out[runner.entry.name].append(ms)
+            total += ms
+        out["frame"].append(total)
     return out
+
+
+def bare_inference_ms(pipe: Pipeline, image, runs: int, warmup: int = 3) -> dict[str, dict]:
+    """Percentiles of `bare_inference_times`, per model and per frame."""
+    return {k: percentiles(v) for k, v in bare_inference_times(pipe, image, runs, warmup).items()}
 
 
 def _first_frame(make_source):
@@ -70,18 +80,41 @@ def _first_frame(make_source):
     return frame.image
 
 
-def bench_backend(bundle, backend: str, frames: int, source, log=_stderr) -> dict:
-    """One backend: bare inference, then the real loop on `source` (a spec, or a function returning a
-    fresh Source); the ratio of their medians is what the loop adds to inference."""
+class _Collect:
+    """An output that feeds every result into one RunStats across several loop runs."""
+
+    def __init__(self, stats: RunStats):
+        self.stats = stats
+
+    def write(self, result, frame) -> None:
+        self.stats.add(result)
+
+
+def bench_backend(bundle, backend: str, frames: int, source, rounds: int = 4, log=_stderr) -> dict:
+    """One backend: bare inference and the real loop on `source` (a spec, or a function returning a
+    fresh Source), in alternating blocks so drifting machine load hits both alike; the ratio of their
+    medians is what the loop adds to inference."""
     make_source = (lambda: open_source(source)) if isinstance(source, str) else source
+    per_round = max(1, frames // rounds)
+    stats, bare = RunStats(), {}
     with Pipeline(bundle, backend=backend) as pipe:
-        bare = bare_inference_ms(pipe, _first_frame(make_source), runs=frames)
-        loop = run_loop(pipe, make_source(), frames=frames, log=log)
-        entry = {"backend": pipe.backend_name, "reason": pipe.backend_reason, "describe": pipe.describe()}
-    bare_sum = sum(v["p50"] for v in bare.values())
-    entry.update(bare_infer_ms=bare, bare_infer_sum_p50_ms=round(bare_sum, 3), loop=loop)
-    if loop["latency_ms"] and bare_sum > 0:
-        entry["e2e_over_bare_p50"] = round(loop["latency_ms"]["p50"] / bare_sum, 3)
+        image = _first_frame(make_source)
+        counts, seconds = {"captured": 0, "dropped": 0, "failures": 0, "reconnects": 0}, 0.0
+        for _ in range(rounds):
+            for k, v in bare_inference_times(pipe, image, per_round).items():
+                bare.setdefault(k, []).extend(v)
+            summary = run_loop(pipe, make_source(), [_Collect(stats)], frames=per_round, log=log)
+            counts = {k: counts[k] + summary[k] for k in counts}
+            seconds += summary["seconds"]
+        loop = stats.summary(counts, pipe.device_memory())
+        loop.update(seconds=round(seconds, 3), fps=round(stats.frames / seconds, 2) if seconds else 0.0)
+        entry = {"backend": pipe.backend_name, "reason": pipe.backend_reason, "describe": pipe.describe(),
+                 "rounds": rounds}
+    bare_frame = percentiles(bare.pop("frame"))
+    entry.update(bare_infer_ms={k: percentiles(v) for k, v in bare.items()},
+                 bare_infer_sum_p50_ms=bare_frame.get("p50", 0.0), bare_frame_ms=bare_frame, loop=loop)
+    if loop["latency_ms"] and entry["bare_infer_sum_p50_ms"] > 0:
+        entry["e2e_over_bare_p50"] = round(loop["latency_ms"]["p50"] / entry["bare_infer_sum_p50_ms"], 3)
     return entry
 
 
@@ -94,7 +127,7 @@ def bench(bundle, backends=("auto",), frames: int = 200, out=None, source: str =
               "models": [m.name for m in b.models], "backends": {}}
     for name in backends:
         try:
-            report["backends"][name] = bench_backend(b, name, frames, source, log)
+            report["backends"][name] = bench_backend(b, name, frames, source, log=log)
         except EdgekitError as exc:
             report["backends"][name] = {"error": str(exc)}
             log(f"bench: {name}: {exc}")
