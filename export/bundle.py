@@ -71,7 +71,7 @@ def export_bundle(checkpoints: list, target: str, precision: str, out, force: bo
     from targets import check_request, get_target
 
     t = get_target(target)
-    check = check_request(t, precision, 0)          # refusal first: nothing loaded, nothing written
+    check_request(t, precision, 0)                  # refusal first: nothing loaded, nothing written
     check_destination(out, force)
     if not checkpoints:
         raise BadInputError("no checkpoints given; pass one or more .pt files written by edgekit")

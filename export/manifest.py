@@ -14,9 +14,10 @@ from pathlib import Path
 
 from edge.errors import FileFormatError
 from edge.tasks import DETECTION
+from runtime.bundle import MANIFEST, SCHEMA_PATH, SCHEMA_VERSION  # the device's reader owns the contract
 
-SCHEMA_VERSION = 1
-MANIFEST = "manifest.json"
+__all__ = ["MANIFEST", "SCHEMA_VERSION", "model_entry", "fallback_entry", "validate", "write_manifest",
+           "verify_files", "summary_rows"]
 STATS_KEYS = ("params", "macs", "weights_bytes", "activation_bytes", "activation_total_bytes")
 
 
@@ -55,19 +56,12 @@ def validate(manifest: dict) -> None:
     """Check against the runtime's JSON Schema (the contract with the device)."""
     import jsonschema
 
-    schema = json.loads((Path(__file__).resolve().parents[1] / "runtime" / "manifest.schema.json").read_text())
+    schema = json.loads(SCHEMA_PATH.read_text())
     try:
         jsonschema.validate(manifest, schema)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
         raise FileFormatError(f"manifest invalid at {where}: {exc.message}") from None
-
-
-def read(bundle) -> tuple[Path, dict]:
-    """(bundle dir, manifest) with a one-line error for a missing or unreadable manifest."""
-    from runtime.bundle import read_manifest
-
-    return read_manifest(bundle)
 
 
 def summary_rows(manifest: dict) -> list[dict]:

@@ -78,28 +78,40 @@ def _import_tensorrt():
     return trt
 
 
-def query_device(trt) -> Device:
-    """GPU name and compute capability (cuda-python, else pycuda) and the TensorRT version."""
+def _gpu() -> tuple[str, str]:
+    """(name, "major.minor") of CUDA device 0, via cuda-python (NVIDIA's samples since 10.14) or pycuda."""
     try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
         try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
             from cuda import cudart
+        except ImportError:
+            cudart = None
+    if cudart is not None:
         err, props = cudart.cudaGetDeviceProperties(0)
         if int(err) != 0:
             raise RuntimeError(f"cudaGetDeviceProperties: {err}")
-        name, cc = props.name.decode().rstrip("\x00"), f"{props.major}.{props.minor}"
+        name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+        return name.rstrip("\x00"), f"{props.major}.{props.minor}"
+    try:
+        import pycuda.driver as cuda
     except ImportError:
-        try:
-            import pycuda.driver as cuda
-        except ImportError:
-            raise UnsupportedError("neither cuda-python nor pycuda is installed, so the GPU cannot be "
-                                   "queried; install one (`pip install cuda-python`) on the device") from None
-        cuda.init()
-        dev = cuda.Device(0)
-        name, cc = dev.name(), "{}.{}".format(*dev.compute_capability())
-    except RuntimeError as exc:
-        raise UnsupportedError(f"no usable CUDA GPU here ({exc}); engines must be built on the device") from None
+        raise UnsupportedError("neither cuda-python nor pycuda is installed, so the GPU cannot be queried; "
+                               "install one on the device (`pip install cuda-python`)") from None
+    cuda.init()
+    dev = cuda.Device(0)
+    return dev.name(), "{}.{}".format(*dev.compute_capability())
+
+
+def query_device(trt) -> Device:
+    """This machine's GPU, compute capability and TensorRT version: what an engine is valid for."""
+    try:
+        name, cc = _gpu()
+    except UnsupportedError:
+        raise
+    except Exception as exc:  # no driver, no device: the user is on the wrong machine
+        raise UnsupportedError(f"no usable CUDA GPU here ({str(exc).splitlines()[0][:120]}); engines must be "
+                               f"built on the device") from None
     return Device(name, cc, trt.__version__)
 
 

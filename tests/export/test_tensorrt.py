@@ -89,3 +89,28 @@ def test_build_engines_without_tensorrt_exits_1(ckpts, tmp_path):
 def test_build_engines_on_a_missing_bundle(tmp_path):
     r = run_cli("build-engines", tmp_path / "nope")
     assert r.returncode == 1 and "no bundle" in r.stderr
+
+
+def test_device_side_verbs_are_torch_free(bundle_dir_for_device, no_torch_env):
+    """`inspect` and `build-engines` run on a Jetson without torch."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = "import sys; from edge.cli import main; sys.exit(main(sys.argv[1:]))"
+    r = subprocess.run([sys.executable, "-c", code, "inspect", str(bundle_dir_for_device)], env=no_torch_env,
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    if not HAS_TRT:
+        r = subprocess.run([sys.executable, "-c", code, "build-engines", str(bundle_dir_for_device)],
+                           env=no_torch_env, capture_output=True, text=True, cwd=REPO)
+        assert r.returncode == 1 and "TensorRT is not installed" in r.stderr and "blocked" not in r.stderr
+
+
+@pytest.fixture
+def bundle_dir_for_device(ckpts, tmp_path):
+    from export.bundle import export_bundle
+
+    export_bundle([ckpts["plane"]], "jetson", "fp16", tmp_path / "b", parity_frames=4)
+    return tmp_path / "b"
