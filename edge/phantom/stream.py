@@ -5,7 +5,7 @@
     >>> [f.plane for f in frames[:4]]
     ['AC', 'BPD', 'FL', 'no plane']
     >>> next(sweep(seed=1)).stream                              # one probe path per seed, 23 Hz
-    'stream_hdvb_aroundabd_h'
+    'stream_hdvf_aroundabd_h'
 
 Both are deterministic per seed. A sweep's stream name follows FPUS23 (``stream_{pose}_{path}_{h|v}``)
 and is the group a split must keep together; i.i.d. samples are grouped in blocks of 64 frames.
@@ -94,10 +94,11 @@ def sample(seed: int, n: int, height: int = 389, width: int = 672) -> list[Phant
 
 
 def sweep_stream(seed: int) -> tuple[str, str, str]:
-    """(orientation, path, probe) of sweep `seed`: consecutive seeds cycle paths, then orientations."""
-    path = list(PATHS)[seed % len(PATHS)]
+    """(orientation, path, probe) of sweep `seed`; any 16 consecutive seeds cover every
+    (orientation, path) pair once, so their stream names are distinct."""
+    path = list(PATHS)[(seed // 4 + seed) % len(PATHS)]
     probe = "h" if path == "longrec" or np.random.default_rng([seed, 2323]).random() < 0.7 else "v"
-    return ORIENTATIONS[(seed // len(PATHS)) % 4], path, probe
+    return ORIENTATIONS[seed % 4], path, probe
 
 
 def sweep(seed: int = 0, frames: int | None = None, height: int = 389, width: int = 672,

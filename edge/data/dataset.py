@@ -1,0 +1,93 @@
+"""Samples -> tensors for training, through the same `edge.preprocess` the device runtime uses.
+
+    >>> from edge.data import phantom_samples
+    >>> from edge.preprocess import default_spec
+    >>> from edge.tasks import get_task
+    >>> samples, labels = phantom_samples("plane", n=8, size=(64, 64))
+    >>> x, y = TaskDataset(samples, get_task("plane").with_labels(labels), default_spec((32, 32)))[1]
+    >>> tuple(x.shape), int(y)
+    ((1, 32, 32), 1)
+
+Targets: class index (single_label), float multi-hot (multi_label), or a torchvision detection dict
+``{"boxes": float Nx4 in model-input pixels, "labels": int64 1-based}`` (detection).
+
+Augmentation is a horizontal flip, FPUS23's stand-in for an inverted probe. In the phantom's geometry
+(`edge.phantom.scene`) a mirrored frame is exactly the frame of the fetus with head up and head down
+swapped (transverse cuts mirror the fetal left; longitudinal cuts put the head on the other side), so
+the flip swaps hd<->hu in the orientation label and keeps view back/front, the plane and the anatomy;
+boxes are mirrored.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from edge.data.records import Sample
+from edge.phantom.scene import flip_orientation
+from edge.preprocess import preprocess, validate_spec
+from edge.tasks import DETECTION, MULTI_LABEL, Task
+
+
+class TaskDataset(Dataset):
+    """(float32 CxHxW tensor, target) per sample, for one task."""
+
+    def __init__(self, samples: list[Sample], task: Task, preprocess_spec: dict, augment: bool = False):
+        self.samples, self.task, self.spec, self.augment = list(samples), task, validate_spec(preprocess_spec), augment
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        s = self.samples[i]
+        img = s.load_image()
+        label, boxes = s.label, list(s.boxes)
+        if self.augment and torch.rand(()) < 0.5:            # torch's RNG: seeded per DataLoader worker
+            img = np.ascontiguousarray(img[:, ::-1])
+            w = img.shape[1]
+            boxes = [(b[0], w - b[3], b[2], w - b[1], b[4]) for b in boxes]
+            if self.task.name == "orientation" and label:
+                label = flip_orientation(label)
+        x = torch.from_numpy(preprocess(img, self.spec))
+        if self.task.kind == MULTI_LABEL:
+            y = torch.tensor([float(lbl in (s.anatomy or ())) for lbl in self.task.labels])
+        elif self.task.kind == DETECTION:
+            y = self._boxes(boxes, img.shape[:2])
+        else:
+            y = torch.tensor(self.task.labels.index(label), dtype=torch.int64)
+        return x, y
+
+    def _boxes(self, boxes, shape) -> dict:
+        """Frame-pixel boxes -> model-input pixels (ROI crop, then resize); degenerate ones dropped."""
+        h, w = shape
+        roi = self.spec.get("roi")
+        y0, y1, x0, x1 = (0, h, 0, w) if roi is None else (max(0, roi[0]), min(h, roi[1]), max(0, roi[2]), min(w, roi[3]))
+        out_h, out_w = self.spec["resize"]
+        sx, sy = out_w / (x1 - x0), out_h / (y1 - y0)
+        rows, labels = [], []
+        for lbl, bx0, by0, bx1, by1 in boxes:
+            b = [np.clip((bx0 - x0) * sx, 0, out_w), np.clip((by0 - y0) * sy, 0, out_h),
+                 np.clip((bx1 - x0) * sx, 0, out_w), np.clip((by1 - y0) * sy, 0, out_h)]
+            if b[2] - b[0] >= 1 and b[3] - b[1] >= 1 and lbl in self.task.labels:
+                rows.append(b)
+                labels.append(self.task.labels.index(lbl) + 1)
+        return {"boxes": torch.tensor(rows, dtype=torch.float32).reshape(-1, 4),
+                "labels": torch.tensor(labels, dtype=torch.int64)}
+
+
+def collate_detection(batch):
+    """Detection batches stay lists (torchvision detectors take a list of images and of targets)."""
+    images, targets = zip(*batch)
+    return list(images), list(targets)
+
+
+class PhantomDataset(TaskDataset):
+    """A TaskDataset over in-memory phantom frames: no PNGs, deterministic per seed."""
+
+    def __init__(self, task_name: str, preprocess_spec: dict, seed: int = 0, n: int = 256,
+                 size: tuple[int, int] = (96, 96), augment: bool = False):
+        from edge.data import phantom_samples
+        from edge.tasks import get_task
+
+        samples, labels = phantom_samples(task_name, seed, n, size)
+        super().__init__(samples, get_task(task_name).with_labels(labels), preprocess_spec, augment)
