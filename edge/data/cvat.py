@@ -4,7 +4,7 @@ An annotation file comes from outside; defusedxml refuses entity expansion (bill
 external entities, and any refusal or syntax error becomes one FileFormatError line::
 
     >>> images = parse_cvat("stream_hdvb_aroundabd_h.annotations.xml")    # doctest: +SKIP
-    >>> images[0].name, images[0].tags["Orientation"]
+    >>> images[0].name, images[0].tags["Orientation"]  # doctest: +SKIP
     ('frame_000360.png', [{'Pose': 'hdvb'}])
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ trailing space; Train is 1/0) and images are ``root/Images/<Image_name>.png``. G
 split must never put one patient's images on both sides::
 
     >>> samples = load_fetal_planes("FETAL_PLANES_DB/")       # doctest: +SKIP
-    >>> samples[0].label, samples[0].group
+    >>> samples[0].label, samples[0].group  # doctest: +SKIP
     ('Other', 'patient1')
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ A file named ``<group>__<name>.png`` belongs to <group> (so a split keeps a stre
 together); any other file is its own group::
 
     >>> samples = load_folder("planes/")                      # doctest: +SKIP
-    >>> samples[0].label, samples[0].group
+    >>> samples[0].label, samples[0].group  # doctest: +SKIP
     ('AC_PLANE', 'stream_hdvb_aroundabd_h')
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Write phantom sweeps as an FPUS23-shaped dataset (frames + CVAT XML + plane folder), atomically.
 
     >>> summary = synth("phantom_fpus23/", frames=2000, seed=0, size=(389, 672))   # doctest: +SKIP
-    >>> sorted(summary["streams"])[:1]
-    ['stream_hdvb_aroundhead_v']
+    >>> sorted(summary["streams"])[:1]  # doctest: +SKIP
+    ['stream_hdvb_aroundabd_h']
 
 Label, tag and attribute names are exactly those of the real FPUS23 annotation files (boxes ``arm``
 for the task's ``arms``; one ``location`` tag per anatomy in view; ``diagnostic_plane`` only on frames
