@@ -6,6 +6,6 @@ from edge.models.config import ModelConfig
 from edge.models.registry import create_model, get_entry, list_models, register_model
 
 # Families register on import; keep this list explicit so the zoo is visible in one place.
-from edge.models import resnet, detection, sononet  # noqa: E402,F401  (registration side effects)
+from edge.models import resnet, detection, sononet, softproposal, torchvision_cls  # noqa: E402,F401  (registration side effects)
 
 __all__ = ["ModelConfig", "create_model", "get_entry", "list_models", "register_model"]
