@@ -72,7 +72,13 @@ def with_fp16_islands(detector: nn.Module, islands=DETECTOR_FP16_ISLANDS) -> nn.
 
 
 def graph_module(model: nn.Module) -> nn.Module:
-    """The module `torch.onnx.export` traces: detectors wrapped, classifiers as they are."""
+    """The module `torch.onnx.export` traces: detectors wrapped, classifiers as they are.
+
+    Models with class-score maps (SonoNet, soft-proposal nets) return `(logits, cam)` only with
+    `export_cam` set, so the graph gets both outputs.
+    """
+    if "cam" in output_names(model) and hasattr(model, "export_cam"):
+        model.export_cam = True
     return DetectorGraph(model).eval() if is_detector(model) else model.eval()
 
 

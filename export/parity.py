@@ -41,12 +41,15 @@ class ParityError(EdgekitError):
 
 
 def frames(spec: dict, n: int, seed: int = 0) -> list[np.ndarray]:
-    """`n` phantom frames preprocessed by `spec` (CxHxW float32), rendered at the model's input size."""
+    """`n` phantom frames preprocessed by `spec` (CxHxW float32), rendered at the model's input size
+    (or large enough to hold the spec's ROI crop, which is in source-frame pixels)."""
     from edge.phantom import sample
     from edge.preprocess import preprocess
 
-    h, w = spec["resize"]
-    return [preprocess(f.image, spec) for f in sample(seed, n, int(h), int(w))]
+    h, w = (int(v) for v in spec["resize"])
+    if spec.get("roi"):
+        h, w = max(h, int(spec["roi"][1])), max(w, int(spec["roi"][3]))
+    return [preprocess(f.image, spec) for f in sample(seed, n, h, w)]
 
 
 def _xywh(b) -> list[float]:
