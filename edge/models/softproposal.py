@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import vgg16_bn
+from torchvision.models.vgg import cfgs, make_layers
 
 from edge.models.config import make_preprocess
 from edge.models.registry import register_model
@@ -108,11 +108,15 @@ class VGGSP(nn.Module):
 
     def __init__(self, num_classes, in_chans=1, iterations=20):
         super().__init__()
-        layers = list(vgg16_bn(weights=None).features.children())[:-1]
+        layers = list(make_layers(cfgs["D"], batch_norm=True).children())[:-1]   # VGG16-BN features
         layers[0] = nn.Conv2d(in_chans, 64, 3, padding=1)
         self.features = nn.Sequential(*layers)
         self.sp = SoftProposal(iterations)
         self.fc = nn.Linear(512, num_classes)
+        for m in self.features:                  # torchvision VGG's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor):
         coupled, _ = self.sp(self.features(x))
