@@ -1,0 +1,81 @@
+"""What may be pruned in a model, and how much of it was: shared by every pruning method.
+
+The FPUS23 paper prunes "the smallest 30/50/70% of weights". edgekit reads that as a fraction of the
+*prunable weights*: the weight tensors of the convolutions and linear layers inside the pruning
+scope. The scope is the whole classifier, or only the backbone body of a torchvision detector (its
+RPN, ROI heads and FPN stay dense, as in Torch-Pruning's Faster R-CNN example). Every method is
+measured the same way, so a structured 50% and an unstructured 50% remove the same number of weights::
+
+    >>> scope = pruning_scope(model)                        # doctest: +SKIP
+    >>> before = count_weights(scope)
+    >>> ...prune...
+    >>> removed_fraction(before, count_weights(scope))      # 0.5 for half the weights gone
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edge.errors import BadInputError
+from edge.tasks import DETECTION
+
+PRUNABLE = (nn.Conv2d, nn.Linear)
+
+
+def is_detector(model: nn.Module) -> bool:
+    cfg = getattr(model, "edge_config", None)
+    return cfg is not None and cfg.task.kind == DETECTION
+
+
+def pruning_scope(model: nn.Module) -> nn.Module:
+    """The sub-module whose weights are pruned: a detector's `backbone.body`, else the model itself."""
+    if is_detector(model):
+        return model.backbone.body
+    return model
+
+
+def scope_name(model: nn.Module) -> str:
+    return "backbone.body" if is_detector(model) else "model"
+
+
+def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """{qualified name: conv/linear layer} inside the pruning scope, named as in the model's state_dict."""
+    prefix = "backbone.body." if is_detector(model) else ""
+    return {prefix + n: m for n, m in pruning_scope(model).named_modules() if isinstance(m, PRUNABLE)}
+
+
+def _dense_weight(layer: nn.Module) -> torch.Tensor:
+    # under torch.nn.utils.prune the live weight is `weight_orig * weight_mask`; count the structure
+    return getattr(layer, "weight_orig", layer.weight)
+
+
+def count_weights(model: nn.Module) -> int:
+    """Elements of the prunable weight tensors (their size, zeros included)."""
+    return sum(_dense_weight(m).numel() for m in prunable_layers(model).values())
+
+
+def count_nonzero(model: nn.Module) -> int:
+    """Non-zero elements of the prunable weights (after masks, if any)."""
+    return sum(int(torch.count_nonzero(m.weight.detach())) for m in prunable_layers(model).values())
+
+
+def removed_fraction(before: int, after: int) -> float:
+    return 1.0 - after / before if before else 0.0
+
+
+def check_ratio(ratio: float) -> float:
+    """A pruning ratio must leave something: 0 < ratio < 1."""
+    try:
+        r = float(ratio)
+    except (TypeError, ValueError):
+        r = float("nan")
+    if not 0.0 < r < 1.0:
+        raise BadInputError(f"pruning ratio {ratio!r} is not a fraction of weights to remove; expected "
+                            f"a number between 0 and 1 (exclusive), e.g. 0.5")
+    return r
+
+
+def example_batch(model: nn.Module, batch: int = 1) -> torch.Tensor:
+    """A random input at the model's own size and channels (tracing, export, calibration shape)."""
+    cfg = model.edge_config
+    return torch.rand(batch, cfg.in_chans, *cfg.input_size)
