@@ -55,9 +55,11 @@ class SoftProposal(nn.Module):
     def proposal(self, feats: torch.Tensor) -> torch.Tensor:
         n, c, h, w = feats.shape
         u = feats.detach().flatten(2).transpose(1, 2)                        # N x hw x C
+        u = u - u.mean(dim=1, keepdim=True)       # distances are shift-free; centring limits cancellation
         sq = (u * u).sum(-1)
         dist = (sq[:, :, None] + sq[:, None, :] - 2 * u @ u.transpose(1, 2)).clamp_min(0).sqrt()
-        weights = (dist + 1e-6) * self.spatial_kernel(h, w, feats.device)   # +1e-6: flat maps stay defined
+        off_diag = 1.0 - torch.eye(h * w, dtype=feats.dtype, device=feats.device)
+        weights = (dist * off_diag + 1e-6) * self.spatial_kernel(h, w, feats.device)   # +1e-6: flat maps
         trans = weights / weights.sum(dim=1, keepdim=True)                   # columns sum to 1
         m = torch.full((n, h * w, 1), 1.0 / (h * w), dtype=feats.dtype, device=feats.device)
         for _ in range(self.iterations):
