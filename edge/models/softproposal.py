@@ -4,12 +4,13 @@ A soft-proposal (SP) layer after the last convolution turns the feature map U (C
 objectness map M without box supervision or a backward pass:
 
 1. a graph over the h*w positions, edge weight ``W[a, b] = ||U_a - U_b|| * exp(-|a - b|^2 / (2 eps^2))``
-   (feature dissimilarity times spatial closeness; ``eps = 0.15 * sqrt(h*w)``, the paper's 0.15 N for an
-   N x N map - the authors' code uses 0.15 * h*w, which makes the spatial term nearly flat);
+   (feature dissimilarity times spatial closeness; ``eps = 0.15 * sqrt(h*w)``: our reading of the paper's
+   0.15 N for an N x N map; the authors' code uses 0.15 * h*w, which makes the spatial term nearly flat);
 2. ``T`` = W with each column normalised to sum 1 (the random walk's transition matrix);
 3. ``M <- T M`` from the uniform map, renormalised to sum 1, for a fixed number of steps (20, the
    authors' cap; fixed so the ONNX graph has no data-dependent loop); M is detached, as in the
-   authors' backward (gradients flow through the coupling, not the walk);
+   authors' backward (gradients flow through the coupling, not the walk). The walk's fixed point is
+   each position's share of the total edge weight: positions unlike their surroundings win;
 4. coupling ``V = U * M`` then a spatial sum (the authors' SpatialSumOverMap) and a linear classifier.
 
 Outputs: roles ``("logits", "cam")``; ``cam`` holds per-class maps ``fc.weight @ V`` (1 x K x h x w;
@@ -55,7 +56,9 @@ class SoftProposal(nn.Module):
     def proposal(self, feats: torch.Tensor) -> torch.Tensor:
         n, c, h, w = feats.shape
         u = feats.detach().flatten(2).transpose(1, 2)                        # N x hw x C
-        u = u - u.mean(dim=1, keepdim=True)       # distances are shift-free; centring limits cancellation
+        # the walk ignores a common shift and scale of the distances: centring limits float cancellation,
+        # 1/sqrt(C) keeps squared norms inside FP16 range for a half-precision engine
+        u = (u - u.mean(dim=1, keepdim=True)) * c ** -0.5
         sq = (u * u).sum(-1)
         dist = (sq[:, :, None] + sq[:, None, :] - 2 * u @ u.transpose(1, 2)).clamp_min(0).sqrt()
         off_diag = 1.0 - torch.eye(h * w, dtype=feats.dtype, device=feats.device)
