@@ -136,3 +136,24 @@ def count_qdq(onnx_model) -> int:
     """QuantizeLinear/DequantizeLinear pairs in an ONNX graph."""
     ops = [n.op_type for n in onnx_model.graph.node]
     return min(ops.count("QuantizeLinear"), ops.count("DequantizeLinear"))
+
+
+def int8_weight_bytes(model: nn.Module) -> int:
+    """Weight memory of a QAT model as an INT8 engine stores it, counted from its quantizers.
+
+    Each quantised weight costs 1 byte per element plus 4 bytes per scale (per output channel);
+    activation scales are 4 bytes each; every other parameter or float buffer (biases, BN) stays FP32.
+    """
+    from modelopt.torch.quantization.nn import TensorQuantizer
+
+    total, int8_weights = 0, set()
+    for mod in model.modules():
+        wq = getattr(mod, "weight_quantizer", None)
+        if isinstance(wq, TensorQuantizer) and wq.is_enabled and isinstance(getattr(mod, "weight", None), torch.Tensor):
+            int8_weights.add(id(mod.weight))
+            total += mod.weight.numel()
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if id(t) in int8_weights or not t.is_floating_point():
+            continue
+        total += t.numel() * 4        # _amax scales, biases, BN: FP32
+    return total

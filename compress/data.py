@@ -1,0 +1,97 @@
+"""The data a compression sweep fine-tunes, calibrates and scores on, and the two numbers it reports.
+
+A dataset directory is read with `edge.data.load_samples` for the checkpoint's task; the groups
+(streams, patients) the baseline was trained and tested on, as `edgekit train` records them, keep
+its test frames unseen by fine-tuning. Frames go through the model's own preprocessing (the
+checkpoint's config), exactly as on the device. A `(train_set, test_set)` pair of datasets is taken
+as is (the benchmark passes in-memory phantom sets)::
+
+    >>> train, test = split_datasets("fpus23/", model, seed=0)     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edge.errors import BadInputError
+from edge.tasks import DETECTION, MULTI_LABEL
+
+# (primary metric, secondary metric) per task kind, as the paper reports them
+METRICS = {"single_label": ("accuracy", "macro_f1"), MULTI_LABEL: ("exact_match", "macro_f1"),
+           DETECTION: ("mAP", "mAR")}
+
+
+def split_datasets(data, model: nn.Module, meta: dict | None = None, seed: int = 0, augment: bool = True):
+    """(train_set, test_set) for `model`'s task from a dataset directory or a ready pair.
+
+    A checkpoint written by `edgekit train` records which groups it trained and tested on
+    (`provenance.split`); those are used, so pruned variants are scored on the baseline's own test
+    frames. Otherwise the frames are split by group with `seed` (8:1:1, or 80/20 for boxes).
+    """
+    if isinstance(data, (tuple, list)):
+        if len(data) != 2:
+            raise BadInputError(f"data must be a directory or a (train_set, test_set) pair, got {len(data)} items")
+        return tuple(data)
+    from edge.data import load_samples, split_by_group
+    from edge.data.dataset import TaskDataset
+
+    cfg = model.edge_config
+    samples, labels = load_samples(Path(data), cfg.task.name)
+    if tuple(labels) != tuple(cfg.task.labels):
+        raise BadInputError(f"{data}: labels {list(labels)} differ from the checkpoint's "
+                            f"{list(cfg.task.labels)}; compress on the data the model was trained for")
+    recorded = ((meta or {}).get("provenance") or {}).get("split") or {}
+    if recorded.get("train", {}).get("groups") and recorded.get("test", {}).get("groups"):
+        train_g, test_g = set(recorded["train"]["groups"]), set(recorded["test"]["groups"])
+        train = [s for s in samples if s.group in train_g]
+        test = [s for s in samples if s.group in test_g]
+    else:
+        parts = split_by_group(samples, (0.8, 0.2) if cfg.task.kind == DETECTION else (0.8, 0.1, 0.1), seed=seed)
+        train, test = parts[0], parts[-1]
+    if not train or not test:
+        raise BadInputError(f"{data}: {len(samples)} frames leave an empty train or test split (is this the "
+                            f"data the checkpoint was trained on?); add data or pass the right folder")
+    return (TaskDataset(train, cfg.task, cfg.preprocess, augment=augment),
+            TaskDataset(test, cfg.task, cfg.preprocess, augment=False))
+
+
+def calibration_batches(model: nn.Module, dataset, n: int = 256, batch_size: int = 32) -> list:
+    """Up to `n` training inputs, batched as the model takes them (tensors, or image lists for detectors)."""
+    n = min(n, len(dataset))
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(dataset), generator=g)[:n].tolist()
+    xs = [dataset[i][0] for i in idx]
+    if model.edge_config.task.kind == DETECTION:
+        return [xs[i:i + 4] for i in range(0, len(xs), 4)]
+    return [torch.stack(xs[i:i + batch_size]) for i in range(0, len(xs), batch_size)]
+
+
+def score(model: nn.Module, dataset) -> dict:
+    """The task's two headline metrics (and all the others) from `edge.evaluate.evaluate_model`."""
+    from edge.evaluate import evaluate_model
+
+    metrics = evaluate_model(model.eval(), dataset)
+    first, second = METRICS[model.edge_config.task.kind]
+    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}
+    return {"primary": first, "secondary": second, "value": _get(metrics, first),
+            "value2": _get(metrics, second), "metrics": flat}
+
+
+def _get(metrics: dict, key: str):
+    for k in (key, key.lower(), key.upper()):
+        if k in metrics:
+            return None if metrics[k] is None else float(metrics[k])
+    return None
+
+
+def finetune(model: nn.Module, train_set, epochs: int, lr: float, batch_size: int, seed: int = 0,
+             progress: bool = True) -> nn.Module:
+    """Retrain in place with `edge.train.fit` (loss chosen by task kind); 0 epochs leaves it as is."""
+    if epochs <= 0:
+        return model
+    from edge.train import fit
+
+    fit(model, train_set, epochs=epochs, lr=lr, batch_size=batch_size, progress=progress, seed=seed)
+    return model.eval()

@@ -1,0 +1,168 @@
+"""`edgekit compress`: every pruning ratio at FP32 and after INT8 QAT, one checkpoint each, one report.
+
+The FPUS23 recipe: prune the smallest 30/50/70% of weights, retrain, then quantisation-aware train
+to INT8. For each ratio the sweep prunes a copy of the baseline (`method`: structured, unstructured or
+2:4), fine-tunes it (masks kept), saves it, then calibrates ModelOpt INT8 quantizers on training
+frames, fine-tunes again at a tenth of the rate (zeros kept) and saves that too; the unpruned INT8
+model comes last. Every variant is scored on the same held-out frames, costed (params, MACs, weight
+memory) and timed in one interleaved ONNX Runtime run, and the report says how each moved against
+the baseline::
+
+    >>> rep = sweep("plane.pt", "fpus23/", ratios=(0.3, 0.5, 0.7), out="compressed/")   # doctest: +SKIP
+    >>> [v["name"] for v in rep["variants"]][:3]                                          # doctest: +SKIP
+    ['baseline', 'structured-30', 'structured-30-int8']
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+
+from compress.data import calibration_batches, finetune, score, split_datasets
+from compress.layers import check_ratio
+from edge.errors import BadInputError, UnsupportedError
+
+METHODS = ("structured", "unstructured", "2:4")
+PAPER_RATIOS = (0.3, 0.5, 0.7)
+
+
+def _say(progress, text: str) -> None:
+    if progress:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False).print(f"[bold]compress[/bold] {text}")
+
+
+def prune(model, method: str, ratio: float | None, importance: str = "l1", round_to: int | None = 8):
+    """(pruned copy with masks kept where the method uses them, history entry)."""
+    if method == "structured":
+        from compress.structured import prune_structured
+
+        return prune_structured(model, ratio, importance, round_to)
+    if method == "unstructured":
+        from compress.unstructured import prune_unstructured
+
+        return prune_unstructured(model, ratio)
+    from compress.semistructured import prune_2_4
+
+    return prune_2_4(model)
+
+
+def check_request(method: str, ratios) -> tuple:
+    if method not in METHODS:
+        raise BadInputError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    if method == "2:4":
+        if ratios and tuple(ratios) != (0.5,):
+            raise BadInputError("2:4 sparsity removes exactly half of every eligible layer; drop --prune "
+                                "(or pass --prune 0.5) with --method 2:4")
+        return (None,)
+    return tuple(check_ratio(r) for r in (ratios or PAPER_RATIOS))
+
+
+def sweep(ckpt, data, ratios=PAPER_RATIOS, method: str = "structured", int8: bool = True,
+          finetune_epochs: int = 3, out="compressed", *, lr: float = 5e-4, qat_lr: float | None = None,
+          batch_size: int = 32, importance: str = "l1", round_to: int | None = 8,
+          calib_samples: int = 256, split_seed: int = 0, seed: int = 0, latency_rounds: int = 30,
+          latency_threads: int = 1, progress: bool = True) -> dict:
+    """Compress checkpoint `ckpt` at every ratio (and INT8), write the checkpoints and the report to `out`."""
+    from compress.quant import is_quantized, load_quantized
+    from compress.report import write_report
+
+    ratios = check_request(method, ratios)
+    if finetune_epochs < 0:
+        raise BadInputError(f"--finetune-epochs {finetune_epochs} must be 0 or more")
+    base, meta = load_quantized(ckpt)
+    if is_quantized(base):
+        raise UnsupportedError(f"{ckpt} is already INT8 (QAT); compress its FP32 checkpoint instead")
+    train_set, test_set = split_datasets(data, base, meta, seed=split_seed)
+    out, stem = Path(out), Path(ckpt).stem
+    out.mkdir(parents=True, exist_ok=True)
+    qat_lr = lr / 10 if qat_lr is None else qat_lr
+    ctx = dict(meta=meta, train=train_set, test=test_set, epochs=finetune_epochs, lr=lr, qat_lr=qat_lr,
+               batch=batch_size, calib=calib_samples, seed=seed, progress=progress,
+               provenance={"source": str(ckpt), "data": str(data) if isinstance(data, (str, Path)) else "in-memory",
+                           "split_seed": split_seed})
+    _say(progress, f"{Path(ckpt).name}: scoring the baseline on {len(test_set)} held-out frames")
+    variants = [{"name": "baseline", "precision": "fp32", "method": None, "ratio": 0.0, "achieved": 0.0,
+                 "model": base, "float": base, "checkpoint": str(ckpt), "score": score(base, test_set)}]
+    for ratio in ratios:
+        name = method if ratio is None else f"{method}-{round(ratio * 100)}"
+        _say(progress, f"{name}: pruning, fine-tuning {finetune_epochs} epoch(s)")
+        pruned, info = _pruned(base, method, ratio, importance, round_to, ctx)
+        row = _save(variants, name, "fp32", pruned, pruned, [info], out / f"{stem}.{name}.pt", ctx)
+        row.update(method=method, ratio=info["ratio"], achieved=info["achieved"], prune=info)
+        if int8:
+            _say(progress, f"{name}-int8: calibrating INT8 quantizers, QAT {finetune_epochs} epoch(s)")
+            q, qinfo = _qat(pruned, ctx, keep_zero=method != "structured")
+            qrow = _save(variants, f"{name}-int8", "int8", q, pruned, [info, qinfo],
+                         out / f"{stem}.{name}-int8.pt", ctx)
+            qrow.update(method=method, ratio=info["ratio"], achieved=info["achieved"], prune=info)
+    if int8:
+        _say(progress, f"int8: calibrating INT8 quantizers on the unpruned model, QAT {finetune_epochs} epoch(s)")
+        q, qinfo = _qat(base, ctx, keep_zero=False)
+        _save(variants, "int8", "int8", q, base, [qinfo], out / f"{stem}.int8.pt", ctx)
+    report = _report(variants, ckpt, method, ctx, latency_rounds, latency_threads)
+    write_report(report, out)
+    _say(progress, f"wrote {len(variants) - 1} checkpoints and sweep.json/.md/.png to {out}")
+    return report
+
+
+def _pruned(base, method, ratio, importance, round_to, ctx):
+    from compress.unstructured import make_permanent
+
+    pruned, info = prune(base, method, ratio, importance, round_to)
+    finetune(pruned, ctx["train"], ctx["epochs"], ctx["lr"], ctx["batch"], ctx["seed"], ctx["progress"])
+    make_permanent(pruned)             # masks folded in (no-op for structured)
+    info["finetune"] = {"epochs": ctx["epochs"], "lr": ctx["lr"], "optimizer": "edge.train.fit"}
+    return pruned.eval(), info
+
+
+def _qat(model, ctx, keep_zero: bool):
+    from compress.quant import CONFIG, quantize_int8
+    from compress.unstructured import keep_zeros
+
+    q = copy.deepcopy(model)
+    batches = calibration_batches(q, ctx["train"], ctx["calib"], ctx["batch"])
+    quantize_int8(q, batches)
+    if keep_zero:
+        with keep_zeros(q):
+            finetune(q, ctx["train"], ctx["epochs"], ctx["qat_lr"], ctx["batch"], ctx["seed"], ctx["progress"])
+    else:
+        finetune(q, ctx["train"], ctx["epochs"], ctx["qat_lr"], ctx["batch"], ctx["seed"], ctx["progress"])
+    info = {"step": "qat", "library": "modelopt", "config": CONFIG, "calib_samples": sum(map(len, batches)),
+            "finetune": {"epochs": ctx["epochs"], "lr": ctx["qat_lr"], "optimizer": "edge.train.fit"}}
+    return q.eval(), info
+
+
+def _save(variants, name, precision, model, float_model, steps, path, ctx) -> dict:
+    from compress.quant import quantization_meta
+    from edge.checkpoint import save_checkpoint
+
+    s = score(model, ctx["test"])
+    quant = quantization_meta(model, calib_samples=steps[-1]["calib_samples"]) if precision == "int8" else None
+    history = list(ctx["meta"].get("compression") or []) + steps
+    save_checkpoint(path, model, provenance={**ctx["provenance"], "metrics": s["metrics"], "epochs": ctx["epochs"]},
+                    compression=history, quantization=quant)
+    row = {"name": name, "precision": precision, "method": None, "ratio": 0.0, "achieved": 0.0,
+           "model": model, "float": float_model, "checkpoint": str(path), "score": s}
+    variants.append(row)
+    return row
+
+
+def _report(variants, ckpt, method, ctx, rounds, threads) -> dict:
+    import onnx
+
+    from compress.latency import export_onnx, measure_latency
+    from compress.quant import count_qdq
+    from compress.report import build_report
+
+    _say(ctx["progress"], f"timing {len(variants)} variants in ONNX Runtime (CPU, batch 1, {rounds} interleaved rounds)")
+    with tempfile.TemporaryDirectory(prefix="edgekit-compress-") as tmp:
+        files = {v["name"]: export_onnx(v["model"], Path(tmp) / f"{i}.onnx") for i, v in enumerate(variants)}
+        latency = measure_latency(files, rounds=rounds, threads=threads)
+        for name, path in files.items():       # INT8 variants must carry Q/DQ pairs into ONNX
+            latency[name]["qdq_pairs"] = count_qdq(onnx.load(str(path)))
+    return build_report(variants, latency, ckpt=str(ckpt), method=method, settings={
+        "finetune_epochs": ctx["epochs"], "lr": ctx["lr"], "qat_lr": ctx["qat_lr"], "batch_size": ctx["batch"],
+        "calib_samples": ctx["calib"], "split_seed": ctx["provenance"]["split_seed"],
+        "train_frames": len(ctx["train"]), "test_frames": len(ctx["test"])})
