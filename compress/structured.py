@@ -8,8 +8,9 @@ Three separate, swappable ideas, as in Torch-Pruning itself:
 - *which channels*: an importance from `IMPORTANCES` (`l1`/`l2` weight magnitude, the paper's
   "smallest weights");
 - *how much*: the paper asks for a fraction of *weights*; Torch-Pruning's `pruning_ratio` is a
-  fraction of *channels* (weights shrink roughly with its square). `solve_channel_ratio` bisects on
-  the channel ratio, measuring the weight fraction each trial actually removes, and keeps the closest.
+  fraction of *channels* (weights shrink roughly with its square). `solve_channel_ratio` searches a
+  bracket of channel ratios (false position + bisection), measuring the weight fraction each trial
+  actually removes, and keeps the closest.
 
 The final classifier keeps its outputs, and a detector prunes only its backbone body (RPN, ROI heads
 and FPN outputs stay as they are, like Torch-Pruning's Faster R-CNN example)::
@@ -66,23 +67,31 @@ def prune_channels(model: nn.Module, channel_ratio: float, importance: str = "l1
 
 
 def solve_channel_ratio(model: nn.Module, weight_ratio: float, importance: str = "l1",
-                        round_to: int | None = 8, steps: int = 14) -> tuple[nn.Module, float, float]:
-    """Bisect the channel ratio whose pruning removes `weight_ratio` of the prunable weights.
+                        round_to: int | None = 8, steps: int = 10, tol: float = 0.01):
+    """Find the channel ratio whose pruning removes `weight_ratio` of the prunable weights, by measuring.
 
-    Returns (pruned copy, channel ratio, weight fraction achieved); the trial closest to the
-    request wins (with `round_to` the achieved fraction moves in steps, so exact is not always possible).
+    A bracketing search on the weight fraction each trial *actually* removes: the first guess is the
+    square law (1 - sqrt(1 - w)), then false position inside the bracket, falling back to bisection
+    when a step would repeat a trial (with `round_to` the fraction moves in steps). Returns
+    (pruned copy, channel ratio, weight fraction achieved), the trial closest to the request.
     """
     before = count_weights(model)
-    lo, hi, best = 0.0, 0.98, None
+    lo, hi = (0.0, 0.0), (0.98, 1.0)           # (channel ratio, weight fraction) brackets
+    best, tried = None, set()
+    guess = 1.0 - (1.0 - weight_ratio) ** 0.5
     for _ in range(steps):
-        mid = (lo + hi) / 2
-        trial = prune_channels(model, mid, importance, round_to)
+        r = round(guess, 4)
+        if r in tried or not lo[0] < r < hi[0]:
+            r = round((lo[0] + hi[0]) / 2, 4)
+        tried.add(r)
+        trial = prune_channels(model, r, importance, round_to)
         got = removed_fraction(before, count_weights(trial))
         if best is None or abs(got - weight_ratio) < abs(best[2] - weight_ratio):
-            best = (trial, mid, got)
-        if abs(got - weight_ratio) < 1e-3:
+            best = (trial, r, got)
+        if abs(got - weight_ratio) <= tol or hi[0] - lo[0] < 2e-3:
             break
-        lo, hi = (mid, hi) if got < weight_ratio else (lo, mid)
+        lo, hi = ((r, got), hi) if got < weight_ratio else (lo, (r, got))
+        guess = lo[0] + (weight_ratio - lo[1]) * (hi[0] - lo[0]) / max(hi[1] - lo[1], 1e-9)
     return best
 
 
