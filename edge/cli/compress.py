@@ -29,11 +29,11 @@ def compress_cmd(
 ):
     """Prune (and INT8-QAT) a checkpoint at every ratio; write checkpoints and a sweep report to --out."""
     ratios = parse_floats(prune, "--prune", low=1e-9, high=1.0) if prune else None
-    from compress.sweep import check_request
+    from compress.recipe import check_request
 
     check_request(method, ratios)           # refuse a bad request before loading anything heavy
     from compress.report import to_markdown
-    from compress.sweep import sweep
+    from compress.recipe import sweep
 
     report = sweep(checkpoint, data, ratios, method, int8, epochs, out, lr=lr, batch_size=batch_size,
                    importance=importance, latency_rounds=latency_rounds)
