@@ -1,0 +1,64 @@
+"""Batches in, loss out: one place that knows how each task kind is batched and scored.
+
+The task kind decides the loss, as in the FPUS23 recipe: cross-entropy for one label per frame,
+binary cross-entropy on logits for several labels (the multi-label soft-margin loss up to a constant),
+and torchvision's own RPN + ROI-head losses for Faster R-CNN, which a detector returns itself when it
+is called in train mode with targets.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from edge.tasks import DETECTION, MULTI_LABEL, SINGLE_LABEL
+
+
+def logits_of(output) -> torch.Tensor:
+    """Models with extra outputs (SonoNet/soft-proposal maps) return (logits, maps): keep the logits."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def batch_loss(model, batch, kind: str, device) -> tuple[torch.Tensor, int]:
+    """(scalar loss, batch size) for one batch of a task of `kind`; the model must be in train mode."""
+    x, y = batch
+    if kind == DETECTION:
+        images = [img.to(device) for img in x]
+        targets = [{k: v.to(device) for k, v in t.items()} for t in y]
+        losses = model(images, targets)
+        return sum(losses.values()), len(images)
+    logits = logits_of(model(x.to(device)))
+    if kind == SINGLE_LABEL:
+        return F.cross_entropy(logits, y.to(device)), len(x)
+    if kind == MULTI_LABEL:
+        return F.binary_cross_entropy_with_logits(logits, y.to(device).float()), len(x)
+    raise ValueError(f"no loss for task kind {kind!r}")
+
+
+def make_loader(dataset, kind: str, batch_size: int, *, shuffle: bool, seed: int = 0,
+                num_workers: int = 0) -> DataLoader:
+    """A DataLoader whose order (and workers' augmentation RNG) follows `seed`.
+
+    A lone last sample would make BatchNorm fail in train mode, so it is dropped when shuffling.
+    """
+    from edge.data.dataset import collate_detection
+
+    gen = torch.Generator().manual_seed(seed)
+    drop_last = shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=gen, drop_last=drop_last,
+                      num_workers=num_workers, persistent_workers=num_workers > 0,
+                      collate_fn=collate_detection if kind == DETECTION else None)
+
+
+def cpu_threads(requested: int | None = None) -> int:
+    """Threads for intra-op work: what was asked, else no more than the cores this process may use
+    (torch's default counts the whole machine, which oversubscribes a shared or pinned CPU)."""
+    if requested:
+        return int(requested)
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        usable = os.cpu_count() or 1
+    return max(1, min(torch.get_num_threads(), usable))
