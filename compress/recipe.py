@@ -48,7 +48,12 @@ def prune(model, method: str, ratio: float | None, importance: str = "l1", round
     return prune_2_4(model)
 
 
-def check_request(method: str, ratios) -> tuple:
+def check_request(method: str, ratios, importance: str = "l1") -> tuple:
+    """The ratios to run (None for 2:4), or a one-line BadInputError for a request that cannot work."""
+    from compress.structured import IMPORTANCES
+
+    if importance not in IMPORTANCES:
+        raise BadInputError(f"--importance {importance!r} is not one of {', '.join(IMPORTANCES)}")
     if method not in METHODS:
         raise BadInputError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     if method == "2:4":
@@ -68,7 +73,7 @@ def sweep(ckpt, data, ratios=PAPER_RATIOS, method: str = "structured", int8: boo
     from compress.quant import is_quantized, load_quantized
     from compress.report import write_report
 
-    ratios = check_request(method, ratios)
+    ratios = check_request(method, ratios, importance)
     if finetune_epochs < 0:
         raise BadInputError(f"--finetune-epochs {finetune_epochs} must be 0 or more")
     base, meta = load_quantized(ckpt)

@@ -28,10 +28,10 @@ def compress_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON instead of a table."),
 ):
     """Prune (and INT8-QAT) a checkpoint at every ratio; write checkpoints and a sweep report to --out."""
-    ratios = parse_floats(prune, "--prune", low=1e-9, high=1.0) if prune else None
+    ratios = parse_floats(prune, "--prune", low=0.0, high=1.0) if prune else None
     from compress.recipe import check_request
 
-    check_request(method, ratios)           # refuse a bad request before loading anything heavy
+    check_request(method, ratios, importance)   # refuse a bad request before loading anything heavy
     from compress.report import to_markdown
     from compress.recipe import sweep
 

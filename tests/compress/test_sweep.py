@@ -59,6 +59,8 @@ def test_cli_refuses_a_bad_ratio_in_one_line(plane_ckpt, tmp_path):
     assert "1.2" in r.stderr and not (tmp_path / "o").exists()
     r = run_cli("compress", plane_ckpt, "--data", tmp_path, "--method", "2:4", "--prune", "0.7", "--out", tmp_path / "o")
     assert r.returncode == 1 and "2:4" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("compress", plane_ckpt, "--data", tmp_path, "--method", "magnitude", "--out", tmp_path / "o")
+    assert r.returncode == 1 and "structured, unstructured, 2:4" in r.stderr
 
 
 @pytest.mark.slow
