@@ -20,11 +20,13 @@ MB = 1024 ** 2
 
 
 def _stats(v: dict) -> dict:
-    from compress.layers import count_nonzero, count_weights
+    from compress.layers import count_nonzero, count_weights, scope_name
     from edge.report import model_report
 
     r = model_report(v["float"])
-    row = {"params": r["params"], "macs": r["macs"], "weights_bytes": {k: r["weights_bytes"][k] for k in ("fp32", "int8")},
+    scope = scope_name(v["float"])
+    scope_macs = r["macs"] if scope == "model" else sum(l["macs"] for l in r["layers"] if l["name"].startswith(scope + "."))
+    row = {"params": r["params"], "macs": r["macs"], "scope_macs": scope_macs, "weights_bytes": {k: r["weights_bytes"][k] for k in ("fp32", "int8")},
            "prunable_weights": count_weights(v["float"]), "nonzero_weights": count_nonzero(v["float"])}
     if v["precision"] == "int8":
         from compress.quant import int8_weight_bytes
@@ -81,6 +83,8 @@ def build_report(variants: list[dict], latency: dict, ckpt: str, method: str, se
 def _notes(method: str) -> list[str]:
     notes = ["ratio = fraction of prunable weights (conv/linear in the pruning scope) removed; achieved is measured",
              "INT8 MB = weights at 1 byte (edge.report); int8_bytes_with_scales adds FP32 scales, biases and BN"]
+    notes.append("scope_macs = MACs inside the pruning scope (a detector's backbone body; its RPN and ROI heads, "
+                 "which prune does not touch, can dominate the total)")
     if method == "unstructured":
         notes.append("a dense engine stores the zeros: dense MB and latency do not drop; sparse_bytes gives CSR "
                      "(values + int32 column indices + int32 row pointers) and bitmask (values + 1 bit/element) sizes")
