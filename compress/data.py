@@ -88,10 +88,17 @@ def _get(metrics: dict, key: str):
 
 def finetune(model: nn.Module, train_set, epochs: int, lr: float, batch_size: int, seed: int = 0,
              progress: bool = True) -> nn.Module:
-    """Retrain in place with `edge.train.fit` (loss chosen by task kind); 0 epochs leaves it as is."""
+    """Retrain in place with `edge.train.fit` (loss chosen by task kind); 0 epochs leaves it as is.
+
+    The last epoch runs at a tenth of `lr` (StepLR): at a constant rate the BatchNorm running
+    statistics trail weights that still move every step, and a freshly pruned net then scores far
+    below its training loss in eval mode (seen on the phantom: 41% eval accuracy, recovered by the
+    next, slower stage).
+    """
     if epochs <= 0:
         return model
     from edge.train import fit
 
-    fit(model, train_set, epochs=epochs, lr=lr, batch_size=batch_size, progress=progress, seed=seed)
+    fit(model, train_set, epochs=epochs, lr=lr, batch_size=batch_size, progress=progress, seed=seed,
+        step_size=max(1, epochs - 1), gamma=0.1)
     return model.eval()
