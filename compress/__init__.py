@@ -9,7 +9,8 @@ One call does the FPUS23 recipe for a checkpoint (`edgekit compress` is this cal
 The pieces are usable alone: `compress.structured.prune_structured`, `compress.unstructured.
 prune_unstructured`, `compress.semistructured.prune_2_4`, `compress.quant.quantize_int8`,
 `restore_quantized`, `load_quantized`, `compress.latency.measure_latency`, `compress.report`.
-The sweep itself lives in `compress.recipe` (so `compress.sweep` stays the function). Imports are lazy so `import compress` stays cheap (torch, torch-pruning and ModelOpt load on use).
+The sweep itself lives in `compress.recipe` (so `compress.sweep` stays the function).
+Imports are lazy so `import compress` stays cheap (torch, torch-pruning and ModelOpt load on use).
 """
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def _pruned(base, method, ratio, importance, round_to, ctx):
     pruned, info = prune(base, method, ratio, importance, round_to)
     finetune(pruned, ctx["train"], ctx["epochs"], ctx["lr"], ctx["batch"], ctx["seed"], ctx["progress"])
     make_permanent(pruned)             # masks folded in (no-op for structured)
-    info["finetune"] = {"epochs": ctx["epochs"], "lr": ctx["lr"], "optimizer": "Adam (edge.train.fit)", "schedule": "last epoch at lr x0.1"}
+    info["finetune"] = _finetune_record(ctx["epochs"], ctx["lr"])
     return pruned.eval(), info
 
 
@@ -135,8 +135,12 @@ def _qat(model, ctx, keep_zero: bool):
     else:
         finetune(q, ctx["train"], ctx["epochs"], ctx["qat_lr"], ctx["batch"], ctx["seed"], ctx["progress"])
     info = {"step": "qat", "library": "modelopt", "config": CONFIG, "calib_samples": sum(map(len, batches)),
-            "finetune": {"epochs": ctx["epochs"], "lr": ctx["qat_lr"], "optimizer": "Adam (edge.train.fit)", "schedule": "last epoch at lr x0.1"}}
+            "finetune": _finetune_record(ctx["epochs"], ctx["qat_lr"])}
     return q.eval(), info
+
+
+def _finetune_record(epochs: int, lr: float) -> dict:
+    return {"epochs": epochs, "lr": lr, "optimizer": "Adam (edge.train.fit)", "schedule": "last epoch at lr x0.1"}
 
 
 def _save(variants, name, precision, model, float_model, steps, path, ctx) -> dict:

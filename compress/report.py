@@ -25,8 +25,10 @@ def _stats(v: dict) -> dict:
 
     r = model_report(v["float"])
     scope = scope_name(v["float"])
-    scope_macs = r["macs"] if scope == "model" else sum(l["macs"] for l in r["layers"] if l["name"].startswith(scope + "."))
-    row = {"params": r["params"], "macs": r["macs"], "scope_macs": scope_macs, "weights_bytes": {k: r["weights_bytes"][k] for k in ("fp32", "int8")},
+    scope_macs = r["macs"] if scope == "model" else \
+        sum(layer["macs"] for layer in r["layers"] if layer["name"].startswith(scope + "."))
+    row = {"params": r["params"], "macs": r["macs"], "scope_macs": scope_macs,
+           "weights_bytes": {k: r["weights_bytes"][k] for k in ("fp32", "int8")},
            "prunable_weights": count_weights(v["float"]), "nonzero_weights": count_nonzero(v["float"])}
     if v["precision"] == "int8":
         from compress.quant import int8_weight_bytes
