@@ -74,6 +74,12 @@ def test_fit_takes_an_optimizer_and_a_step_budget():
         fit(net, [], epochs=1, progress=False)
 
 
+def test_progress_is_quiet_off_a_terminal(capfd):
+    net = _Tiny()
+    fit(net, PhantomDataset("plane", net.edge_config.preprocess, n=8, size=(32, 32)), epochs=1, batch_size=8)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_val_set_is_scored_every_epoch():
     net = create_model("resnet8", task="anatomy", input_size=(32, 32))
     spec = net.edge_config.preprocess
