@@ -33,8 +33,8 @@ from edge.phantom import sample
 from edge.tasks import get_task
 from edge.train import fit
 
-CLASSIFIER = {"model": "resnet8", "kwargs": {}, "size": 64, "n_train": 2000, "n_test": 1000, "epochs": 8,
-              "step": 6, "batch": 32, "lr": 1e-3}
+CLASSIFIER = {"model": "resnet8", "kwargs": {}, "size": 64, "n_train": 3000, "n_test": 1000, "epochs": 10,
+              "step": 8, "batch": 32, "lr": 1e-3}
 RECIPES = {
     "plane": {**CLASSIFIER, "metric": "accuracy", "target": 0.95},
     "orientation": {**CLASSIFIER, "metric": "accuracy", "target": 0.95},
