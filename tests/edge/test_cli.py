@@ -41,4 +41,5 @@ def test_cli_and_device_packages_work_where_torch_cannot_be_imported(no_torch_en
 def test_models_lists_the_zoo():
     proc = run_cli("models", "resnet*")
     assert proc.returncode == 0
-    assert [l.split()[0] for l in proc.stdout.splitlines()] == ["resnet10", "resnet18", "resnet34", "resnet8"]
+    names = [l.split()[0] for l in proc.stdout.splitlines()]
+    assert names == ["resnet10", "resnet18", "resnet18_sp", "resnet34", "resnet8"]

@@ -43,7 +43,8 @@ def test_label_override_and_errors():
         create_model("resnet9")
     with pytest.raises(BadInputError, match="serves detection"):
         create_model("fasterrcnn_resnet10", task="plane")
-    assert list_models("resnet1*") == ["resnet10", "resnet18"]
+    assert list_models("resnet1?") == ["resnet10", "resnet18"]
+    assert list_models("resnet1*") == ["resnet10", "resnet18", "resnet18_sp"]
 
 
 def test_resnet8_is_the_papers_three_stage_net():
