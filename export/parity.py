@@ -6,8 +6,17 @@ export with `ParityError`) and its figures go into the manifest:
 
 | model | fp32 vs PyTorch | fp16 vs PyTorch FP32 | int8 vs PyTorch QAT (fake-quant) |
 | --- | --- | --- | --- |
-| classifier | max abs logit diff <= 1e-4 | top-1 agreement >= 99% | top-1 agreement >= 99% |
+| classifier | max abs logit diff <= 1e-4 x max(1, max abs logit) | top-1 agreement >= 99% | top-1 agreement >= 99% |
 | detector | box mAP >= 99 | box mAP >= 99 | box mAP >= 99 |
+
+The FP32 gate scales with the logits' magnitude. Two FP32 engines that run the same graph differ by
+float rounding, which grows with the size of the values summed: 1e-4 absolute is ~1000 float32 ulps
+for logits near 1, but only ~4 ulps for logits near 250, which is what an untrained SonoNet gives on
+z-score x 255 inputs (there PyTorch and ONNX Runtime each sit ~2e-4 from a float64 run of the same
+weights, and 1.2e-4 from each other). So the bound is 1e-4 per unit of the largest reference logit,
+with a floor of one unit: unchanged (1e-4 absolute) for logits within +-1, and still ~1000x tighter
+than a real graph difference (a changed weight, a wrong BatchNorm epsilon), which moves logits by a
+share of their own size. The report keeps the absolute figure (`max_abs_diff`) beside the bound.
 
 Multi-label classifiers gate on per-label decision agreement (sigmoid > 0.5) instead of top-1. Box mAP
 (COCO, IoU .50:.95, pycocotools) scores the ONNX detections against the reference's own detections
@@ -31,7 +40,7 @@ from edge.errors import EdgekitError
 from edge.tasks import DETECTION, MULTI_LABEL
 from export.graph import run_reference
 
-FP32_MAX_ABS = 1e-4
+FP32_MAX_ABS = 1e-4        # per unit of max(1, max |reference logit|): see fp32_bound
 MIN_AGREEMENT = 0.99
 MIN_MAP = 99.0
 
@@ -89,13 +98,24 @@ def box_map(reference: list, candidate: list, gt_score: float = 0.5) -> dict:
     return {**result, "map": round(max(0.0, float(ev.stats[0])) * 100, 3)}
 
 
+def fp32_bound(ref: np.ndarray) -> float:
+    """The FP32 gate's bound on max |ref - onnx|: 1e-4 x max(1, max |ref|) (float rounding scales with size).
+
+    >>> fp32_bound(np.array([[0.3, -0.8]])), fp32_bound(np.array([[250.0, -12.0]]))
+    (0.0001, 0.025)
+    """
+    return FP32_MAX_ABS * max(1.0, float(np.abs(ref).max()))
+
+
 def _classifier(kind: str, precision: str, ref: np.ndarray, got: np.ndarray) -> dict:
     diff = float(np.abs(ref - got).max())
     out = {"max_abs_diff": diff, "top1_agreement": float((ref.argmax(1) == got.argmax(1)).mean())}
     if kind == MULTI_LABEL:
         out["label_agreement"] = float(((ref > 0) == (got > 0)).mean())  # sigmoid(x) > .5 <=> x > 0
     if precision == "fp32":
-        out.update(metric="max_abs_diff", required=f"<= {FP32_MAX_ABS:g}", passed=diff <= FP32_MAX_ABS)
+        bound, mag = fp32_bound(ref), float(np.abs(ref).max())
+        out.update(max_abs_ref=mag, bound=bound, metric="max_abs_diff",
+                   required=f"<= {bound:.3g} (1e-4 x max(1, max|logit| {mag:.3g}))", passed=diff <= bound)
     else:
         key = "label_agreement" if kind == MULTI_LABEL else "top1_agreement"
         out.update(metric=key, required=f">= {MIN_AGREEMENT:g}", passed=out[key] >= MIN_AGREEMENT)

@@ -49,3 +49,36 @@ def test_fp32_gate_refuses_a_graph_that_differs(ckpts, tmp_path):
         check_parity(model, tmp_path / "p.onnx", "fp32", inputs, "single_label")
     rep = check_parity(model, tmp_path / "p.onnx", "fp32", inputs, "single_label", raise_on_fail=False)
     assert not rep["passed"] and rep["frame_source"] == "edge.phantom" and rep["frames"] == 4
+
+
+def test_fp32_bound_scales_with_the_logits_and_still_catches_a_changed_graph():
+    from export.parity import _classifier, fp32_bound
+
+    rng = np.random.default_rng(0)
+    small = rng.uniform(-0.9, 0.9, (8, 4)).astype(np.float32)
+    assert fp32_bound(small) == 1e-4                                   # logits within +-1: 1e-4 absolute
+    assert not _classifier("single_label", "fp32", small, small + 2e-4)["passed"]
+    large = (small * 300).astype(np.float32)                           # untrained SonoNet on z-score x 255
+    rounding = large * np.float32(1 + 1e-6)                            # ~8 float32 ulps: 2.7e-4 absolute
+    rep = _classifier("single_label", "fp32", large, rounding)
+    assert rep["max_abs_diff"] > 1e-4 and rep["passed"] and rep["bound"] == pytest.approx(fp32_bound(large))
+    assert not _classifier("single_label", "fp32", large, large + 0.01 * np.abs(large).max())["passed"]
+
+
+def test_fp32_gate_on_sononet16_with_large_logits(tmp_path):
+    """An untrained SonoNet-16 on z-score x 255 frames has logits in the hundreds: rounding passes, a
+    BatchNorm shift of 1% of that size (a genuine graph difference) is still refused."""
+    import torch
+
+    from edge.models import create_model
+    from export.onnx import export_onnx
+
+    model = create_model("sononet16", task="standard_plane", input_size=(96, 64), roi=None).eval()
+    export_onnx(model, tmp_path / "s.onnx", "fp32")
+    inputs = frames(model.edge_config.preprocess, 6)
+    rep = check_parity(model, tmp_path / "s.onnx", "fp32", inputs, "single_label")
+    assert rep["passed"] and rep["max_abs_ref"] > 10 and rep["bound"] == pytest.approx(1e-4 * rep["max_abs_ref"])
+    with torch.no_grad():
+        model.adaption[4].bias.add_(0.01 * rep["max_abs_ref"])
+    with pytest.raises(ParityError, match=r"max_abs_diff = .* required <= .*1e-4 x max\(1, max\|logit\|"):
+        check_parity(model, tmp_path / "s.onnx", "fp32", inputs, "single_label")
