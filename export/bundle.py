@@ -66,8 +66,12 @@ def _export_one(model, name: str, precision: str, kind: str, tmp: Path, n_frames
 
 
 def export_bundle(checkpoints: list, target: str, precision: str, out, force: bool = False,
-                  parity_frames: int | None = None, log=lambda msg: None) -> dict:
-    """Export every checkpoint at `precision` for `target` into the bundle directory `out`; returns the manifest."""
+                  parity_frames: int | None = None, log=lambda msg: None, model: str | None = None) -> dict:
+    """Export every checkpoint at `precision` for `target` into the bundle directory `out`; returns the manifest.
+
+    `model` names the zoo model of any plain third-party state_dict among `checkpoints` (e.g.
+    `model="sononet16"` for the released SonoNet16.pth); edgekit checkpoints name their own.
+    """
     from targets import check_request, get_target
 
     t = get_target(target)
@@ -79,11 +83,11 @@ def export_bundle(checkpoints: list, target: str, precision: str, out, force: bo
 
     loaded = []
     for path in checkpoints:
-        model, meta = load_for_export(path)
+        net, meta = load_for_export(path, model=model)
         if precision == "int8":
             require_int8_ready(path, meta)
-        float_twin = load_for_export(path, float_only=True)[0] if meta.get("quantization") else model
-        loaded.append((path, model, meta, float_twin, _stats(float_twin)))
+        float_twin = load_for_export(path, float_only=True)[0] if meta.get("quantization") else net
+        loaded.append((path, net, meta, float_twin, _stats(float_twin)))
     names = _names([m for _, _, m, _, _ in loaded])
     check = check_request(t, precision, sum(model_bytes(s, precision) for *_, s in loaded))
     for w in check.warnings:
@@ -91,10 +95,10 @@ def export_bundle(checkpoints: list, target: str, precision: str, out, force: bo
     fallback = _fallback_precision(t, precision)
     entries = []
     with staged_dir(out, force) as tmp:
-        for name, (path, model, meta, twin, stats) in zip(names, loaded):
+        for name, (path, net, meta, twin, stats) in zip(names, loaded):
             kind = meta["task"]["kind"]
             log(f"{name}: {Path(path).name} -> {name}.{precision}.onnx")
-            info, sha, parity = _export_one(model, name, precision, kind, tmp, parity_frames)
+            info, sha, parity = _export_one(net, name, precision, kind, tmp, parity_frames)
             entry = model_entry(name, meta, info, sha, stats, parity)
             entry["source"] = {"checkpoint": Path(path).name, "quantization": bool(meta.get("quantization"))}
             if fallback:

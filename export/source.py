@@ -3,6 +3,10 @@
     >>> model, meta = load_for_export("plane.pt")     # doctest: +SKIP
     >>> meta["quantization"] is None                  # doctest: +SKIP
     True
+    >>> model, meta = load_for_export("SonoNet16.pth", model="sononet16")   # doctest: +SKIP
+
+A plain third-party state_dict (what a user brings: the released SonoNet16.pth) is exported as the
+zoo model `model` names, with that model's default task and config (its preprocessing included).
 """
 from __future__ import annotations
 
@@ -11,16 +15,20 @@ from pathlib import Path
 from edge.errors import UnsupportedError
 
 
-def load_for_export(path, float_only: bool = False) -> tuple:
+def load_for_export(path, float_only: bool = False, model: str | None = None) -> tuple:
     """(model in eval mode, checkpoint metadata without the state_dict); QAT checkpoints get quantizers back.
 
     `float_only` builds a QAT checkpoint's float twin (same weights, no quantizers): the source of
-    the fp16 fallback a Jetson bundle carries for devices without INT8.
+    the fp16 fallback a Jetson bundle carries for devices without INT8. `model` names the zoo model
+    a plain state_dict holds (ignored for edgekit checkpoints, which name their own).
     """
-    from edge.checkpoint import load_checkpoint, load_model, load_state, resize_to_shapes
+    from edge.checkpoint import is_edgekit, load_checkpoint, load_model, load_state, read_file, resize_to_shapes
     from edge.models import create_model
     from edge.tasks import Task
 
+    if model is not None and not is_edgekit(read_file(path)):
+        net, meta = load_model(path, model=model)
+        return net.eval(), meta
     ckpt = load_checkpoint(path)
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     if not ckpt.get("quantization"):

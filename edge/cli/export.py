@@ -23,6 +23,8 @@ def export_cmd(
     out: Path = typer.Option(..., "--out", help="Bundle directory to write (atomically)."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
     frames: Optional[int] = typer.Option(None, "--parity-frames", help="Phantom frames for the parity check."),
+    arch: Optional[str] = typer.Option(None, "--model", help="Zoo model a plain state_dict file holds "
+                                       "(e.g. sononet16 for SonoNet16.pth); edgekit checkpoints name their own."),
     json_out: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ):
     """Export checkpoints to ONNX at one precision, check parity, write a bundle for the target."""
@@ -32,7 +34,7 @@ def export_cmd(
     from export.bundle import export_bundle
 
     manifest = export_bundle([str(c) for c in checkpoints], target, precision, out, force=force,
-                             parity_frames=frames, log=_log)
+                             parity_frames=frames, log=_log, model=arch)
     if json_out:
         print_json(manifest)
     else:
