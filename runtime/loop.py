@@ -2,7 +2,8 @@
 
 Capture never queues behind inference: the capture thread drops each frame into a single-slot
 mailbox (`LatestFrame`), overwriting (and counting) one inference has not taken yet, so inference
-always works on the newest frame. A source that fails while it should be live (read raises, or a
+always works on the newest frame. A source that sets `every_frame` (an unpaced image folder: each
+image is a question, not a moment of a scan) makes capture wait for the slot to empty instead. A source that fails while it should be live (read raises, or a
 camera returns nothing: the probe was unplugged) is closed and reopened with capped exponential
 back-off while the loop keeps running; every failure and reconnect is reported and counted.
 
@@ -21,7 +22,8 @@ GIL_SWITCH = 0.0005   # seconds; Python's default 0.005 would add up to 5 ms to 
 
 
 class LatestFrame:
-    """A single-slot mailbox: `put` replaces an untaken frame (counted in `dropped`), `take` waits."""
+    """A single-slot mailbox: `put` replaces an untaken frame (counted in `dropped`) unless asked to wait
+    for it to be taken; `take` waits for a frame."""
 
     def __init__(self):
         self._cond = threading.Condition()
@@ -29,18 +31,21 @@ class LatestFrame:
         self.closed = False
         self.dropped = 0
 
-    def put(self, frame: Frame) -> None:
+    def put(self, frame: Frame, wait: bool = False) -> None:
         with self._cond:
+            if wait:            # until inference takes the last frame, or the loop closes the box
+                self._cond.wait_for(lambda: self._frame is None or self.closed)
             if self._frame is not None:
                 self.dropped += 1
             self._frame = frame
-            self._cond.notify()
+            self._cond.notify_all()
 
     def take(self, timeout: float | None = None) -> Frame | None:
         """The newest frame, or None on timeout or once closed and empty."""
         with self._cond:
             self._cond.wait_for(lambda: self._frame is not None or self.closed, timeout)
             frame, self._frame = self._frame, None
+            self._cond.notify_all()         # a capture waiting to put (every_frame) may go on
             return frame
 
     def close(self) -> None:
@@ -91,7 +96,7 @@ class Capture(threading.Thread):
                     continue
                 self._delay = self.backoff[0]
                 self.captured += 1
-                self.mailbox.put(frame)
+                self.mailbox.put(frame, wait=self.source.every_frame)
         except BaseException as exc:  # handed to the loop, which re-raises it in the main thread
             self.error = exc
         finally:
@@ -145,6 +150,7 @@ def run_loop(pipeline, source: Source, outputs=(), frames: int | None = None, ba
         log("interrupted")
     finally:
         capture.stop()
+        mailbox.close()                 # wakes a capture waiting to put (every_frame)
         capture.join(timeout=5.0)
         source.close()
         sys.setswitchinterval(switch)

@@ -26,12 +26,18 @@ class Frame:
 
 
 class Source:
-    """Base of all sources. `live` sources (cameras) treat an empty read as a failure, not an end."""
+    """Base of all sources. `live` sources (cameras) treat an empty read as a failure, not an end.
+
+    `every_frame` asks the loop not to drop frames: capture waits until inference has taken the last
+    one (an unpaced replay of recorded images, where each image is a question to answer). Otherwise
+    the newest frame wins, as with a probe that does not wait for us.
+    """
 
     kind: ClassVar[str] = ""
     forms: ClassVar[str] = ""          # the spec forms this kind accepts, for help and error messages
     example: ClassVar[str] = ""        # a spec the registry sweep test can parse
     live: ClassVar[bool] = False
+    every_frame: bool = False
     options: ClassVar[dict[str, Callable[[str], object]]] = {}
 
     def __init__(self):

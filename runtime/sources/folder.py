@@ -20,7 +20,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 @register_source
 class FolderSource(Source):
-    """Images in a directory, in sorted order; `fps` paces them, `loop` starts over at the end."""
+    """Images in a directory, in sorted order; `fps` paces them, `loop` starts over at the end.
+
+    Unpaced (no `fps`), every image is processed in order: the loop waits for inference instead of
+    dropping images (`every_frame`), so `edgekit run --source DIR --frames N` answers the first N
+    images whatever the machine's speed. With `fps` the folder plays like a probe: the newest wins.
+    """
 
     kind = "folder"
     forms = "DIR of png/jpg/tif/tiff/bmp images (options ?loop=1&fps=F&roi=y0,y1,x0,x1)"
@@ -30,6 +35,7 @@ class FolderSource(Source):
     def __init__(self, path, loop: bool = False, fps: float | None = None, roi=None):
         super().__init__()
         self.path, self.loop, self.fps, self.roi = Path(path), loop, fps, as_roi(roi)
+        self.every_frame = not fps
         self.files: list[Path] = []
         self.skipped = 0
         self._pos, self._pacer = 0, Pacer(fps)

@@ -135,6 +135,23 @@ def test_finite_source_ends_the_loop(plane_bundle):
     assert set(summary["models_ms"]["plane"]) == {"preprocess", "infer", "postprocess", "total"}
 
 
+def test_unpaced_folder_answers_every_image_even_with_slow_inference(plane_bundle, tmp_path):
+    import cv2
+
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), np.full((32, 32), 40 * i, np.uint8))
+    sink = Collect()
+    with SlowPipeline(load_bundle(plane_bundle), backend="onnxruntime") as pipe:
+        summary = run_loop(pipe, open_source(str(tmp_path)), [sink])
+        assert [r.index for r in sink.results] == list(range(6)) and summary["dropped"] == 0
+        start = time.monotonic()
+        summary = run_loop(pipe, open_source(str(tmp_path)), [Collect()], frames=2)
+        assert summary["frames"] == 2 and time.monotonic() - start < 4    # the waiting capture is let go
+        paced = open_source(f"{tmp_path}?fps=500")          # paced: plays like a probe, newest wins
+        assert not paced.every_frame
+        assert run_loop(pipe, paced, [Collect()], frames=2)["frames"] == 2
+
+
 @pytest.mark.slow
 def test_soak_2000_frames_memory_stays_flat(plane_bundle):
     source = "phantom:1?realtime=0&width=336&height=195"
