@@ -33,26 +33,22 @@ from edge.phantom import sample
 from edge.tasks import get_task
 from edge.train import fit
 
+# Fewer RPN proposals and sampled ROIs than torchvision's 2000/1000/512: the same losses at a CPU's pace
+# (most of a detector's training step is otherwise the box head over 512 ROIs per image). Model kwargs,
+# so the checkpoint records them and a reloaded detector proposes and samples the same.
+CPU_DETECTOR = {"rpn_pre_nms_top_n_train": 600, "rpn_pre_nms_top_n_test": 600, "rpn_post_nms_top_n_train": 300,
+                "rpn_post_nms_top_n_test": 100, "box_batch_size_per_image": 32}
 CLASSIFIER = {"model": "resnet8", "kwargs": {}, "size": 64, "n_train": 3000, "n_test": 1000, "epochs": 10,
               "step": 8, "batch": 32, "lr": 1e-3}
 RECIPES = {
     "plane": {**CLASSIFIER, "metric": "accuracy", "target": 0.95},
     "orientation": {**CLASSIFIER, "metric": "accuracy", "target": 0.95},
     "anatomy": {**CLASSIFIER, "metric": "exact_match", "target": 0.90},
-    "detection": {"model": "fasterrcnn_resnet10", "kwargs": {"fpn_channels": 64}, "size": 128, "n_train": 500,
-                  "n_test": 300, "epochs": 5, "step": 4, "batch": 8, "lr": 1e-3, "metric": "mAP", "target": 0.50,
-                  "detector": {"rpn_pre_nms": 600, "rpn_post_nms": 300, "rpn_post_nms_test": 100, "rois": 32}},
+    "detection": {"model": "fasterrcnn_resnet10", "kwargs": {"fpn_channels": 64, **CPU_DETECTOR}, "size": 128,
+                  "n_train": 500, "n_test": 300, "epochs": 5, "step": 4, "batch": 8, "lr": 1e-3, "metric": "mAP",
+                  "target": 0.50},
 }
 QUICK = {"n_train": 160, "n_test": 80, "epochs": 2, "step": 2}
-
-
-def cpu_detector(net, rpn_pre_nms: int, rpn_post_nms: int, rpn_post_nms_test: int, rois: int):
-    """Fewer RPN proposals and sampled ROIs than torchvision's 2000/1000/512: the same losses at a CPU's
-    pace; most of a detector's training step is otherwise the box head over 512 ROIs per image."""
-    net.rpn._pre_nms_top_n = {"training": rpn_pre_nms, "testing": rpn_pre_nms}
-    net.rpn._post_nms_top_n = {"training": rpn_post_nms, "testing": rpn_post_nms_test}
-    net.roi_heads.fg_bg_sampler.batch_size_per_image = rois
-    return net
 
 
 def phantom(task: str, seed: int, n: int, size: int):
@@ -78,8 +74,6 @@ def run_task(task: str, r: dict, train_seed: int, test_seed: int, progress: bool
     task_obj = get_task(task).with_labels(labels)
     torch.manual_seed(train_seed)
     net = create_model(r["model"], task_obj, input_size=(r["size"], r["size"]), **r["kwargs"])
-    if "detector" in r:
-        cpu_detector(net, **r["detector"])
     spec = net.edge_config.preprocess
     t1 = time.perf_counter()
     history = fit(net, TaskDataset(train_s, task_obj, spec, augment=True), epochs=r["epochs"], lr=r["lr"],
@@ -91,7 +85,7 @@ def run_task(task: str, r: dict, train_seed: int, test_seed: int, progress: bool
     score = metrics[r["metric"]] or 0.0
     return {"task": task, "model": r["model"], "kwargs": r["kwargs"], "input": [r["size"], r["size"]],
             "train_seed": train_seed, "test_seed": test_seed, "n_train": len(train_s), "n_test": len(test_s),
-            "recipe": {k: r[k] for k in ("epochs", "step", "batch", "lr")} | ({"detector": r["detector"]} if "detector" in r else {}),
+            "recipe": {k: r[k] for k in ("epochs", "step", "batch", "lr")},
             "loss": history["loss"], "steps": history["steps"],
             "metric": r["metric"], "score": score, "target": r["target"], "met": score >= r["target"],
             "metrics": headline(metrics), "per_class": metrics.get("per_class") or metrics.get("per_class_AP"),
