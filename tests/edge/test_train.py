@@ -28,10 +28,10 @@ from tests.conftest import run_cli
 ])
 def test_loss_goes_down_on_a_fixed_batch(task, model, size, n):
     torch.manual_seed(0)
-    net = create_model(model, task=task, input_size=size)
-    if task == "detection":        # fewer proposals and sampled ROIs: the same losses, a CPU-sized step
-        net.rpn._pre_nms_top_n = net.rpn._post_nms_top_n = {"training": 64, "testing": 64}
-        net.roi_heads.fg_bg_sampler.batch_size_per_image = 32
+    # a detector: fewer proposals and sampled ROIs, the same losses, a CPU-sized step
+    small = dict(rpn_pre_nms_top_n_train=64, rpn_pre_nms_top_n_test=64, rpn_post_nms_top_n_train=64,
+                 rpn_post_nms_top_n_test=64, box_batch_size_per_image=32) if task == "detection" else {}
+    net = create_model(model, task=task, input_size=size, **small)
     ds = PhantomDataset(task, net.edge_config.preprocess, seed=3, n=n, size=(64, 64))
     history = fit(net, ds, epochs=6, batch_size=n, progress=False)      # one batch per epoch
     assert history["steps"] == 6 and not net.training
