@@ -116,3 +116,12 @@ def test_int8_sononet16_bundle_keeps_every_fp32_answer_on_the_real_frames(sonone
     for stem, a, b in zip(sorted(TRUE_CLASS), fp32_frames, int8_frames):
         fp32, int8 = a["models"][entry["name"]], b["models"][entry["name"]]
         assert int8["label"] == fp32["label"] == TRUE_CLASS[stem], (stem, int8["label"], int8["confidence"])
+
+
+def test_plain_state_dict_without_model_name_is_refused_in_one_line(sononet, tmp_path):
+    from edge.errors import FileFormatError
+    from export.bundle import export_bundle
+
+    with pytest.raises(FileFormatError, match="plain state_dict.*--model NAME"):
+        export_bundle([sononet / "SonoNet16.pth"], "cpu", "fp32", tmp_path / "b")
+    assert not (tmp_path / "b").exists()
