@@ -21,6 +21,7 @@ def quick_demo(tmp_path_factory):
     return out, proc, json.loads((out / "demo.json").read_text())
 
 
+@pytest.mark.slow
 def test_quick_demo_bundles_hold_the_four_compressed_models(quick_demo):
     onnx = pytest.importorskip("onnx")
     from runtime.bundle import load_bundle
@@ -43,6 +44,7 @@ def test_quick_demo_bundles_hold_the_four_compressed_models(quick_demo):
     assert len(parity) == 4 + 3 * 2 and all(p["passed"] for p in parity)
 
 
+@pytest.mark.slow
 def test_quick_demo_runs_the_loop_and_reports_every_stage(quick_demo):
     out, proc, report = quick_demo
     assert set(report["train"]) == TASKS
