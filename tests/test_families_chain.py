@@ -13,9 +13,9 @@ import torch
 
 FAST = dict(finetune_epochs=1, batch_size=4, calib_samples=8, latency_rounds=1, progress=False)
 FAMILIES = [  # (model, task, input size, create_model overrides)
-    ("sononet16", "plane", (64, 48), {"roi": None}),
-    ("resnet18_sp", "anatomy", (64, 64), {}),
-    ("mobilenet_v3_small", "plane", (64, 64), {}),
+    ("sononet16", "plane", (48, 32), {"roi": None}),
+    ("resnet18_sp", "anatomy", (48, 48), {}),
+    ("mobilenet_v3_small", "plane", (32, 32), {}),
 ]
 
 
