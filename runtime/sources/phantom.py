@@ -27,6 +27,10 @@ class PhantomSource(Source):
     def __init__(self, seed: int = 0, realtime: bool = True, frames: int | None = None, fps: float = 23.0,
                  width: int = 672, height: int = 389):
         super().__init__()
+        for name, value in (("fps", fps), ("width", width), ("height", height), ("frames", frames)):
+            if value is not None and value <= 0:
+                raise BadInputError(f"phantom source: {name}={value:g} must be above 0 "
+                                    f"(for an unpaced sweep use ?realtime=0)")
         self.seed, self.realtime, self.frames, self.fps = seed, realtime, frames, fps
         self.width, self.height = width, height
         self._sweep, self._pacer = None, Pacer(None)

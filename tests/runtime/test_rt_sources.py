@@ -75,6 +75,7 @@ def test_registry_sweep_every_kind_parses_its_example(example_paths):
     ("no/such/dir/", MissingFileError, "not found"),
     ("phantom?speed=9", BadInputError, "realtime"),
     ("phantom?frames=abc", BadInputError, "frames"),
+    ("phantom?fps=0", BadInputError, "fps=0 must be above 0"),
     ("usb:0?roi=5,1,0,4", BadInputError, "y0<y1"),
     ("", BadInputError, "phantom"),
 ])
