@@ -6,7 +6,7 @@ calibrates their ranges (max) on training batches; the model is then fine-tuned 
 `torch.onnx.export(dynamo=False)` of the result emits QuantizeLinear/DequantizeLinear pairs that
 TensorRT builds as INT8 and ONNX Runtime runs on a CPU.
 
-The checkpoint's `quantization` field (the same contract `export.quant` reads; compress/README.md)::
+The checkpoint's `quantization` field (the contract `export/` reads through `load_quantized`; compress/README.md)::
 
     {"method": "modelopt", "format": "int8_qdq", "config": "INT8_DEFAULT_CFG",
      "modelopt_version": "0.47.0", "calib_samples": 256,

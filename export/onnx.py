@@ -28,7 +28,7 @@ from torch import nn
 
 from edge.errors import UnsupportedError
 from export.graph import graph_module, is_detector, output_names, with_fp16_islands
-from export.quant import count_qdq, is_quantized
+from compress.quant import count_qdq, is_quantized
 
 OPSET = 17
 _DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16",

@@ -22,36 +22,18 @@ def load_for_export(path, float_only: bool = False, model: str | None = None) ->
     the fp16 fallback a Jetson bundle carries for devices without INT8. `model` names the zoo model
     a plain state_dict holds (ignored for edgekit checkpoints, which name their own).
     """
-    from edge.checkpoint import is_edgekit, load_checkpoint, load_model, load_state, read_file, resize_to_shapes
-    from edge.models import create_model
-    from edge.tasks import Task
+    from compress.quant import load_quantized     # the quantization field's owner (compress/README.md)
+    from edge.checkpoint import is_edgekit, load_model, read_file
 
     if model is not None and not is_edgekit(read_file(path)):
         net, meta = load_model(path, model=model)
         return net.eval(), meta
-    ckpt = load_checkpoint(path)
-    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
-    if not ckpt.get("quantization"):
-        model, _ = load_model(path)
-        return model.eval(), meta
-    from export.quant import restore_quantized
-
-    spec = ckpt["model"]
-    net = create_model(spec["name"], Task.from_dict(ckpt["task"]), **spec["kwargs"])
-    if spec.get("shapes"):
-        # quantizer buffers are not layers: resize only the float structure, ModelOpt adds the rest
-        resize_to_shapes(net, {k: v for k, v in spec["shapes"].items() if "_quantizer." not in k})
-    state = ckpt["state_dict"]
-    if float_only:
-        state = {k: v for k, v in state.items() if "_quantizer." not in k}
-    else:
-        net = restore_quantized(net, ckpt["quantization"], source=str(path))
-    load_state(net, state, path)
-    return net.eval(), meta
+    return load_quantized(path, float_only=float_only)
 
 
 def require_int8_ready(path, meta: dict) -> None:
     """INT8 export needs a QAT checkpoint; say how to make one."""
     if not meta.get("quantization"):
         raise UnsupportedError(f"{Path(path).name} has no INT8 quantization (not a QAT checkpoint); run "
-                               f"`edgekit compress {path} --qat` first, or export with --precision fp16")
+                               f"`edgekit compress {path} --data DIR` first (INT8 QAT is on by default), or export "
+                               f"with --precision fp16")

@@ -9,7 +9,7 @@ def _calibrate(model, n=8, detector=False):
     import modelopt.torch.quantization as mtq
 
     from export.parity import frames
-    from export.quant import quantization_meta
+    from compress.quant import quantization_meta
 
     xs = [torch.from_numpy(f) for f in frames(model.edge_config.preprocess, n, seed=1)]
     loop = (lambda m: m(xs)) if detector else (lambda m: [m(x[None]) for x in xs])

@@ -57,7 +57,7 @@ def test_int8_needs_a_qat_model(ckpts, tmp_path):
 def test_qat_restore_reproduces_the_quantized_model(ckpts):
     import torch
 
-    from export.quant import is_quantized
+    from compress.quant import is_quantized
 
     a, meta = load_for_export(ckpts["plane_qat"])
     b, _ = load_for_export(ckpts["plane_qat"])
@@ -71,7 +71,7 @@ def test_qat_restore_reproduces_the_quantized_model(ckpts):
 
 def test_bad_quantization_meta_is_refused():
     from edge.models import create_model
-    from export.quant import restore_quantized
+    from compress.quant import restore_quantized
 
     m = create_model("resnet8", task="plane", input_size=(32, 32))
     with pytest.raises(FileFormatError, match="not 'modelopt'"):
