@@ -12,7 +12,7 @@ from edge.errors import BadInputError, require_file
 
 @app.command("train")
 def train_cmd(
-    task: str = typer.Option(..., "--task", help="plane, orientation, anatomy or detection (see edge.tasks)."),
+    task: str = typer.Option(..., "--task", help="FPUS23: plane, orientation, anatomy, detection; also fetal_planes (FETAL_PLANES_DB), standard_plane (SonoNet); see edge.tasks."),
     model: str = typer.Option(..., "--model", help="Zoo model, e.g. resnet8 or fasterrcnn_resnet10 (`edgekit models`)."),
     data: str = typer.Option(..., "--data", help="Dataset folder: FPUS23 streams (`edgekit data synth`), plane folders, ..."),
     out: str = typer.Option(..., "--out", help="Checkpoint file to write, e.g. runs/plane.pt."),
