@@ -18,12 +18,13 @@ from pathlib import Path
 
 from edge import __version__
 from edge.errors import BadInputError
+from edge.tasks import DETECTION
 from export.atomic import check_destination, staged_dir
 from export.manifest import (MANIFEST, SCHEMA_VERSION, fallback_entry, model_entry, now, validate,
                              write_manifest)
 
 BYTES_PER = {"fp32": 4, "fp16": 2, "int8": 1}
-PARITY_FRAMES = {"classifier": 100, "detection": 16}
+PARITY_FRAMES = {"classifier": 100, "detection": 32}
 
 
 def _fallback_precision(target, precision: str) -> str | None:
@@ -56,12 +57,14 @@ def model_bytes(stats: dict, precision: str) -> int:
 
 def _export_one(model, name: str, precision: str, kind: str, tmp: Path, n_frames: int | None) -> tuple:
     from export.onnx import export_onnx
-    from export.parity import check_parity, frames
+    from export.parity import check_parity, phantom_set
     from runtime.bundle import sha256_file
 
     info = export_onnx(model, tmp / f"{name}.{precision}.onnx", precision)
-    n = n_frames or PARITY_FRAMES["detection" if kind == "detection" else "classifier"]
-    parity = check_parity(model, tmp / info["file"], precision, frames(model.edge_config.preprocess, n), kind)
+    n = n_frames or PARITY_FRAMES["detection" if kind == DETECTION else "classifier"]
+    labels = model.edge_config.labels if kind == DETECTION else None
+    inputs, truth = phantom_set(model.edge_config.preprocess, n, labels=labels)
+    parity = check_parity(model, tmp / info["file"], precision, inputs, kind, truth=truth)
     return info, sha256_file(tmp / info["file"]), parity
 
 

@@ -7,7 +7,7 @@ export with `ParityError`) and its figures go into the manifest:
 | model | fp32 vs PyTorch | fp16 vs PyTorch FP32 | int8 vs PyTorch QAT (fake-quant) |
 | --- | --- | --- | --- |
 | classifier | max abs logit diff <= 1e-4 x max(1, max abs logit) | top-1 agreement >= 99% | top-1 agreement >= 99% |
-| detector | box mAP >= 99 | box mAP >= 99 | box mAP >= 99 |
+| detector | agreement mAP >= 99 | mAP vs truth within 1 point of PyTorch's | mAP vs truth within 1 point of PyTorch QAT's |
 
 The FP32 gate scales with the logits' magnitude. Two FP32 engines that run the same graph differ by
 float rounding, which grows with the size of the values summed: 1e-4 absolute is ~1000 float32 ulps
@@ -18,11 +18,19 @@ with a floor of one unit: unchanged (1e-4 absolute) for logits within +-1, and s
 than a real graph difference (a changed weight, a wrong BatchNorm epsilon), which moves logits by a
 share of their own size. The report keeps the absolute figure (`max_abs_diff`) beside the bound.
 
-Multi-label classifiers gate on per-label decision agreement (sigmoid > 0.5) instead of top-1. Box mAP
-(COCO, IoU .50:.95, pycocotools) scores the ONNX detections against the reference's own detections
-with score >= `gt_score` as ground truth, so the reference scores 100 by construction and "within one
-point" means >= 99. A model that displays no box on any frame (untrained or weak) cannot be scored by
-mAP: its gate is then that the ONNX displays nothing on >= 99% of the frames either.
+Multi-label classifiers gate on per-label decision agreement (sigmoid > 0.5) instead of top-1.
+
+Detectors. The agreement mAP (COCO, IoU .50:.95, pycocotools) scores the ONNX detections against the
+reference's own detections with score >= `gt_score` as ground truth, so the reference scores 100 by
+construction and "within one point" means >= 99: the FP32 gate, where the two graphs agree to float
+rounding. It is too strict a ruler for FP16 and INT8: at IoU .95 a box that moves by a pixel on a small
+part counts as a miss, and a score that crosses the display threshold adds or removes a "true" box (a
+trained FRCNN-R10 at INT8 scored 96.6-97.1 on it while detecting as well as its fake-quant reference).
+So reduced precisions are gated on what a user sees: the ONNX detector's box mAP against the phantom
+frames' true boxes must be within one point of its PyTorch reference's mAP on the same frames; the
+agreement mAP is kept in the report. A reference below `MIN_TRUTH_MAP` against the truth (untrained
+or weak) falls back to the agreement gate; if it displays no box on any frame, mAP is undefined and
+the gate is that the ONNX displays nothing on >= 99% of the frames either.
 
     >>> report = check_parity(model, "plane.fp16.onnx", "fp16", frames(spec, 100))   # doctest: +SKIP
     >>> report["top1_agreement"], report["passed"]                                   # doctest: +SKIP
@@ -43,22 +51,40 @@ from export.graph import run_reference
 FP32_MAX_ABS = 1e-4        # per unit of max(1, max |reference logit|): see fp32_bound
 MIN_AGREEMENT = 0.99
 MIN_MAP = 99.0
+MAX_MAP_DELTA = 1.0        # fp16/int8 detector: |mAP vs truth - reference's mAP vs truth|, points
+MIN_TRUTH_MAP = 10.0       # below this the reference is no working detector: agreement gate instead
 
 
 class ParityError(EdgekitError):
     """An exported graph that does not answer like its PyTorch model: the export is refused."""
 
 
-def frames(spec: dict, n: int, seed: int = 0) -> list[np.ndarray]:
+def phantom_set(spec: dict, n: int, seed: int = 0, labels=None) -> tuple[list[np.ndarray], list | None]:
     """`n` phantom frames preprocessed by `spec` (CxHxW float32), rendered at the model's input size
-    (or large enough to hold the spec's ROI crop, which is in source-frame pixels)."""
+    (or large enough to hold the spec's ROI crop, which is in source-frame pixels); with `labels`,
+    also each frame's true boxes in model-input pixels as (Nx4 boxes, N 1-based label ids)."""
     from edge.phantom import sample
-    from edge.preprocess import preprocess
+    from edge.preprocess import boxes_to_input, preprocess
 
     h, w = (int(v) for v in spec["resize"])
     if spec.get("roi"):
         h, w = max(h, int(spec["roi"][1])), max(w, int(spec["roi"][3]))
-    return [preprocess(f.image, spec) for f in sample(seed, n, h, w)]
+    rendered = sample(seed, n, h, w)
+    inputs = [preprocess(f.image, spec) for f in rendered]
+    if labels is None:
+        return inputs, None
+    labels = list(labels)
+    truth = []
+    for f in rendered:
+        kept = [b for b in boxes_to_input(f.boxes, f.image.shape[:2], spec) if b[0] in labels]
+        truth.append((np.array([b[1:] for b in kept], np.float32).reshape(-1, 4),
+                      np.array([labels.index(b[0]) + 1 for b in kept], np.int64)))
+    return inputs, truth
+
+
+def frames(spec: dict, n: int, seed: int = 0) -> list[np.ndarray]:
+    """The inputs of `phantom_set` alone."""
+    return phantom_set(spec, n, seed)[0]
 
 
 def _xywh(b) -> list[float]:
@@ -72,9 +98,6 @@ def box_map(reference: list, candidate: list, gt_score: float = 0.5) -> dict:
     If the reference displays nothing on any frame (an untrained or weak model), mAP is undefined and
     parity is the share of frames on which the candidate displays nothing either.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     images, gts, dts = [], [], []
     for i, ((rb, rs, rl), (cb, cs, cl)) in enumerate(zip(reference, candidate)):
         images.append({"id": i + 1})
@@ -86,6 +109,14 @@ def box_map(reference: list, candidate: list, gt_score: float = 0.5) -> dict:
     if not gts:
         quiet = sum(not (c[1] >= gt_score).any() for c in candidate) / max(1, len(candidate))
         return {**result, "map": None, "displayed_agreement": quiet}
+    return {**result, "map": _coco_map(images, gts, dts)}
+
+
+def _coco_map(images: list, gts: list, dts: list) -> float:
+    """COCO mAP@[.5:.95] (0..100) by pycocotools."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
     for k, g in enumerate(gts):
         g["id"] = k + 1  # unique annotation ids, or pycocotools merges boxes
     cats = sorted({g["category_id"] for g in gts} | {d["category_id"] for d in dts})
@@ -95,7 +126,20 @@ def box_map(reference: list, candidate: list, gt_score: float = 0.5) -> dict:
         coco.createIndex()
         ev = COCOeval(coco, coco.loadRes(dts) if dts else COCO(), "bbox")
         ev.evaluate(), ev.accumulate(), ev.summarize()
-    return {**result, "map": round(max(0.0, float(ev.stats[0])) * 100, 3)}
+    return round(max(0.0, float(ev.stats[0])) * 100, 3)
+
+
+def truth_map(truth: list, detections: list) -> float | None:
+    """COCO mAP (0..100) of detections (boxes, scores, labels) per frame against the phantom's true
+    (boxes, labels); None when no frame has a true box."""
+    images, gts, dts = [], [], []
+    for i, ((tb, tl), (db, ds, dl)) in enumerate(zip(truth, detections)):
+        images.append({"id": i + 1})
+        gts += [{"image_id": i + 1, "category_id": int(l), "iscrowd": 0, "bbox": _xywh(b),
+                 "area": float((b[2] - b[0]) * (b[3] - b[1]))} for b, l in zip(tb, tl)]
+        dts += [{"image_id": i + 1, "category_id": int(l), "score": float(s), "bbox": _xywh(b)}
+                for b, s, l in zip(db, ds, dl)]
+    return _coco_map(images, gts, dts) if gts else None
 
 
 def fp32_bound(ref: np.ndarray) -> float:
@@ -122,9 +166,31 @@ def _classifier(kind: str, precision: str, ref: np.ndarray, got: np.ndarray) -> 
     return out
 
 
+def _detector(precision: str, refs: list, gots: list, gt_score: float, truth: list | None) -> dict:
+    """The detector gate (module docstring) on per-frame (boxes, scores, labels) of both graphs."""
+    report = box_map(refs, gots, gt_score)
+    ref_map = truth_map(truth, refs) if truth is not None and precision != "fp32" else None
+    if ref_map is not None and ref_map >= MIN_TRUTH_MAP:
+        got_map = truth_map(truth, gots)
+        report.update(agreement_map=report.pop("map"), truth_map_reference=ref_map, truth_map=got_map,
+                      map_delta=round(abs(got_map - ref_map), 3), metric="map_delta",
+                      required=f"<= {MAX_MAP_DELTA:g} points of the reference's mAP against the truth",
+                      passed=abs(got_map - ref_map) <= MAX_MAP_DELTA)
+    elif report["map"] is None:
+        report.update(metric="displayed_agreement", required=f">= {MIN_AGREEMENT:g}",
+                      passed=report["displayed_agreement"] >= MIN_AGREEMENT)
+    else:
+        report.update(metric="map", required=f">= {MIN_MAP:g}", passed=report["map"] >= MIN_MAP)
+    return report
+
+
 def check_parity(model, onnx_path, precision: str, inputs: list[np.ndarray], kind: str,
-                 raise_on_fail: bool = True, gt_score: float = 0.5) -> dict:
-    """Run the ONNX file (ONNX Runtime, CPU) and the PyTorch model on `inputs`; gate and report."""
+                 raise_on_fail: bool = True, gt_score: float = 0.5, truth: list | None = None) -> dict:
+    """Run the ONNX file (ONNX Runtime, CPU) and the PyTorch model on `inputs`; gate and report.
+
+    `truth` (the frames' true boxes, `phantom_set(..., labels=)`) lets a reduced-precision detector
+    be gated on what matters: its box mAP against the truth within `MAX_MAP_DELTA` points of its
+    PyTorch reference's."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -133,12 +199,7 @@ def check_parity(model, onnx_path, precision: str, inputs: list[np.ndarray], kin
         refs.append(run_reference(model, torch.from_numpy(x[None])))
         gots.append(sess.run(None, {"input": x[None]}))
     if kind == DETECTION:
-        report = box_map(refs, gots, gt_score)
-        if report["map"] is None:
-            report.update(metric="displayed_agreement", required=f">= {MIN_AGREEMENT:g}",
-                          passed=report["displayed_agreement"] >= MIN_AGREEMENT)
-        else:
-            report.update(metric="map", required=f">= {MIN_MAP:g}", passed=report["map"] >= MIN_MAP)
+        report = _detector(precision, refs, gots, gt_score, truth)
     else:
         report = _classifier(kind, precision, np.concatenate([r[0] for r in refs]),
                              np.concatenate([g[0] for g in gots]))

@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from edge.data.records import Sample
 from edge.phantom.scene import flip_orientation
-from edge.preprocess import preprocess, validate_spec
+from edge.preprocess import boxes_to_input, preprocess, validate_spec
 from edge.tasks import DETECTION, MULTI_LABEL, Task
 
 
@@ -59,20 +59,9 @@ class TaskDataset(Dataset):
 
     def _boxes(self, boxes, shape) -> dict:
         """Frame-pixel boxes -> model-input pixels (ROI crop, then resize); degenerate ones dropped."""
-        h, w = shape
-        roi = self.spec.get("roi")
-        y0, y1, x0, x1 = (0, h, 0, w) if roi is None else (max(0, roi[0]), min(h, roi[1]), max(0, roi[2]), min(w, roi[3]))
-        out_h, out_w = self.spec["resize"]
-        sx, sy = out_w / (x1 - x0), out_h / (y1 - y0)
-        rows, labels = [], []
-        for lbl, bx0, by0, bx1, by1 in boxes:
-            b = [np.clip((bx0 - x0) * sx, 0, out_w), np.clip((by0 - y0) * sy, 0, out_h),
-                 np.clip((bx1 - x0) * sx, 0, out_w), np.clip((by1 - y0) * sy, 0, out_h)]
-            if b[2] - b[0] >= 1 and b[3] - b[1] >= 1 and lbl in self.task.labels:
-                rows.append(b)
-                labels.append(self.task.labels.index(lbl) + 1)
-        return {"boxes": torch.tensor(rows, dtype=torch.float32).reshape(-1, 4),
-                "labels": torch.tensor(labels, dtype=torch.int64)}
+        kept = [b for b in boxes_to_input(boxes, shape, self.spec) if b[0] in self.task.labels]
+        return {"boxes": torch.tensor([b[1:] for b in kept], dtype=torch.float32).reshape(-1, 4),
+                "labels": torch.tensor([self.task.labels.index(b[0]) + 1 for b in kept], dtype=torch.int64)}
 
 
 def collate_detection(batch):

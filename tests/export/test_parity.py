@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.parity import ParityError, box_map, check_parity, frames
+from export.parity import ParityError, _detector, box_map, check_parity, frames, phantom_set, truth_map
 
 
 def _dets(seed=0, n_frames=6, k=4):
@@ -32,6 +32,37 @@ def test_box_map_without_confident_reference_boxes():
     quiet = box_map(ref, ref)
     assert quiet["map"] is None and quiet["displayed_agreement"] == 1.0
     assert box_map(ref, _dets())["displayed_agreement"] == 0.0  # candidate shows boxes the reference does not
+
+
+def test_reduced_precision_detectors_are_gated_against_the_truth():
+    truth = [(b, l) for b, _, l in _dets()]
+    ref = [(b, s, l) for (b, l), (_, s, _) in zip(truth, _dets())]          # a perfect detector
+    assert truth_map(truth, ref) == 100.0 and truth_map([(np.zeros((0, 4)), np.zeros(0))], ref[:1]) is None
+    # reference and candidate off the truth by 0.6 px either way: they disagree at IoU .95 by 1.2 px,
+    # yet each finds every part as well as the other
+    right, left = ([(b + np.array([d, 0, d, 0], np.float32), s, l) for b, s, l in ref] for d in (0.6, -0.6))
+    gate = _detector("int8", right, left, 0.5, truth)
+    assert gate["agreement_map"] < 90 and gate["metric"] == "map_delta" and gate["map_delta"] <= 1.0
+    assert gate["passed"] and gate["truth_map"] == gate["truth_map_reference"] < 100
+    nudged = left
+    worse = _detector("int8", ref, [(b + 4, s, l) for b, s, l in ref], 0.5, truth)
+    assert worse["metric"] == "map_delta" and not worse["passed"] and worse["truth_map"] < 50
+    assert _detector("fp32", ref, nudged, 0.5, truth)["metric"] == "map"          # fp32: agreement gate
+    weak = [(b + 15, s, l) for b, s, l in ref]                                    # reference misses all
+    assert _detector("int8", weak, weak, 0.5, truth)["metric"] == "map"           # no working reference
+
+
+def test_phantom_set_truth_in_model_input_pixels():
+    spec = {"roi": None, "grey": True, "resize": [64, 96], "interpolation": "linear",
+            "normalize": {"mode": "meanstd", "mean": [0.5], "std": [0.25], "scale": 255.0}}
+    labels = ["head", "arms", "legs", "abdomen"]
+    inputs, truth = phantom_set(spec, 8, labels=labels)
+    assert len(inputs) == len(truth) == 8 and inputs[0].shape == (1, 64, 96)
+    boxes = np.concatenate([b for b, _ in truth])
+    ids = np.concatenate([l for _, l in truth])
+    assert len(boxes) > 0 and boxes[:, [0, 2]].max() <= 96 and boxes[:, [1, 3]].max() <= 64
+    assert set(ids.tolist()) <= {1, 2, 3, 4} and (boxes[:, 2] > boxes[:, 0]).all()
+    assert phantom_set(spec, 8)[1] is None and np.array_equal(frames(spec, 8)[3], inputs[3])
 
 
 def test_fp32_gate_refuses_a_graph_that_differs(ckpts, tmp_path):
