@@ -14,6 +14,7 @@ the baseline::
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import tempfile
 from pathlib import Path
@@ -68,14 +69,23 @@ def sweep(ckpt, data, ratios=PAPER_RATIOS, method: str = "structured", int8: boo
           finetune_epochs: int = 3, out="compressed", *, lr: float = 5e-4, qat_lr: float | None = None,
           batch_size: int = 32, importance: str = "l1", round_to: int | None = 8,
           calib_samples: int = 256, split_seed: int = 0, seed: int = 0, latency_rounds: int = 30,
-          latency_threads: int = 1, progress: bool = True) -> dict:
-    """Compress checkpoint `ckpt` at every ratio (and INT8), write the checkpoints and the report to `out`."""
+          latency_threads: int = 1, progress: bool = True, qat_epochs: int | None = None,
+          unpruned_int8: bool = True) -> dict:
+    """Compress checkpoint `ckpt` at every ratio (and INT8), write the checkpoints and the report to `out`.
+
+    `qat_epochs` (default: `finetune_epochs`) is the INT8 fine-tuning after calibration; 0 keeps the
+    calibrated ranges as they are (post-training quantisation, recorded as such). `unpruned_int8`
+    adds the INT8 variant of the unpruned model.
+    """
     from compress.quant import is_quantized, load_quantized
     from compress.report import write_report
 
     ratios = check_request(method, ratios, importance)
     if finetune_epochs < 0:
         raise BadInputError(f"--finetune-epochs {finetune_epochs} must be 0 or more")
+    qat_epochs = finetune_epochs if qat_epochs is None else qat_epochs
+    if qat_epochs < 0:
+        raise BadInputError(f"--qat-epochs {qat_epochs} must be 0 or more")
     base, meta = load_quantized(ckpt)
     if is_quantized(base):
         raise UnsupportedError(f"{ckpt} is already INT8 (QAT); compress its FP32 checkpoint instead")
@@ -84,6 +94,7 @@ def sweep(ckpt, data, ratios=PAPER_RATIOS, method: str = "structured", int8: boo
     out.mkdir(parents=True, exist_ok=True)
     qat_lr = lr / 10 if qat_lr is None else qat_lr
     ctx = dict(meta=meta, train=train_set, test=test_set, epochs=finetune_epochs, lr=lr, qat_lr=qat_lr,
+               qat_epochs=qat_epochs,
                batch=batch_size, calib=calib_samples, seed=seed, progress=progress,
                provenance={"source": str(ckpt), "data": str(data) if isinstance(data, (str, Path)) else "in-memory",
                            "split_seed": split_seed})
@@ -97,13 +108,13 @@ def sweep(ckpt, data, ratios=PAPER_RATIOS, method: str = "structured", int8: boo
         row = _save(variants, name, "fp32", pruned, pruned, [info], out / f"{stem}.{name}.pt", ctx)
         row.update(method=method, ratio=info["ratio"], achieved=info["achieved"], prune=info)
         if int8:
-            _say(progress, f"{name}-int8: calibrating INT8 quantizers, QAT {finetune_epochs} epoch(s)")
+            _say(progress, f"{name}-int8: calibrating INT8 quantizers, QAT {qat_epochs} epoch(s)")
             q, qinfo = _qat(pruned, ctx, keep_zero=method != "structured")
             qrow = _save(variants, f"{name}-int8", "int8", q, pruned, [info, qinfo],
                          out / f"{stem}.{name}-int8.pt", ctx)
             qrow.update(method=method, ratio=info["ratio"], achieved=info["achieved"], prune=info)
-    if int8:
-        _say(progress, f"int8: calibrating INT8 quantizers on the unpruned model, QAT {finetune_epochs} epoch(s)")
+    if int8 and unpruned_int8:
+        _say(progress, f"int8: calibrating INT8 quantizers on the unpruned model, QAT {qat_epochs} epoch(s)")
         q, qinfo = _qat(base, ctx, keep_zero=False)
         _save(variants, "int8", "int8", q, base, [qinfo], out / f"{stem}.int8.pt", ctx)
     report = _report(variants, ckpt, method, ctx, latency_rounds, latency_threads)
@@ -129,13 +140,12 @@ def _qat(model, ctx, keep_zero: bool):
     q = copy.deepcopy(model)
     batches = calibration_batches(q, ctx["train"], ctx["calib"], ctx["batch"])
     quantize_int8(q, batches)
-    if keep_zero:
-        with keep_zeros(q):
-            finetune(q, ctx["train"], ctx["epochs"], ctx["qat_lr"], ctx["batch"], ctx["seed"], ctx["progress"])
-    else:
-        finetune(q, ctx["train"], ctx["epochs"], ctx["qat_lr"], ctx["batch"], ctx["seed"], ctx["progress"])
-    info = {"step": "qat", "library": "modelopt", "config": CONFIG, "calib_samples": sum(map(len, batches)),
-            "finetune": _finetune_record(ctx["epochs"], ctx["qat_lr"])}
+    epochs = ctx["qat_epochs"]
+    if epochs:
+        with keep_zeros(q) if keep_zero else contextlib.nullcontext():
+            finetune(q, ctx["train"], epochs, ctx["qat_lr"], ctx["batch"], ctx["seed"], ctx["progress"])
+    info = {"step": "qat" if epochs else "ptq", "library": "modelopt", "config": CONFIG,
+            "calib_samples": sum(map(len, batches)), "finetune": _finetune_record(epochs, ctx["qat_lr"])}
     return q.eval(), info
 
 

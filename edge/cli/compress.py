@@ -20,6 +20,8 @@ def compress_cmd(
                                "unstructured (global L1) or 2:4 (Ampere/Orin sparse tensor cores)."),
     int8: bool = typer.Option(True, "--int8/--no-int8", "--qat", help="Also write INT8 QAT (ModelOpt) variants."),
     epochs: int = typer.Option(3, "--finetune-epochs", help="Fine-tuning epochs after pruning and for QAT."),
+    qat_epochs: Optional[int] = typer.Option(None, "--qat-epochs", help="INT8 fine-tuning epochs after "
+                                             "calibration (default: --finetune-epochs; 0: calibration only)."),
     lr: float = typer.Option(5e-4, "--lr", help="Fine-tuning learning rate after pruning (QAT uses a tenth)."),
     batch_size: int = typer.Option(32, "--batch-size"),
     importance: str = typer.Option("l1", "--importance", help="Structured: l1 or l2 weight magnitude."),
@@ -36,7 +38,7 @@ def compress_cmd(
     from compress.recipe import sweep
 
     report = sweep(checkpoint, data, ratios, method, int8, epochs, out, lr=lr, batch_size=batch_size,
-                   importance=importance, latency_rounds=latency_rounds)
+                   importance=importance, latency_rounds=latency_rounds, qat_epochs=qat_epochs)
     if json_out:
         print_json(report)
     else:

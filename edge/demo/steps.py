@@ -113,7 +113,7 @@ def train_models(plan, data: dict, ckpt_dir: Path, seed: int, say) -> dict:
 
 
 def compress_models(plan, data: dict, trained: dict, out: Path, say) -> dict:
-    """Step 3: `compress.sweep` at one structured ratio, with INT8 QAT; keeps the report's figures."""
+    """Step 3: `compress.sweep` at one structured ratio, with INT8 (QAT; the detector: calibration only); keeps the report's figures."""
     from compress.recipe import sweep
     from compress.report import to_markdown
     from edge.checkpoint import load_model
@@ -129,7 +129,8 @@ def compress_models(plan, data: dict, trained: dict, out: Path, say) -> dict:
         report = sweep(t["checkpoint"], (train_set, test_set), ratios=(plan.ratio,), method="structured",
                        int8=int8, finetune_epochs=plan.finetune_epochs, out=out / name, batch_size=batch,
                        calib_samples=min(256, len(train_set)), latency_rounds=plan.latency_rounds,
-                       progress=False)
+                       progress=False, unpruned_int8=plan.unpruned_int8,
+                       qat_epochs=plan.detector_qat_epochs if name == "detection" else None)
         rows = {v["name"]: v for v in report["variants"]}
         pruned = f"structured-{round(plan.ratio * 100)}"
         results[name] = {
@@ -142,6 +143,8 @@ def compress_models(plan, data: dict, trained: dict, out: Path, say) -> dict:
                                                  for v in report["variants"])
             + f"; pruned MACs x{rows[pruned]['macs_ratio']}"
             + ("" if int8 else "; INT8 skipped for the detector (DemoPlan.detector_int8)")
+            + ("; detector INT8 by calibration only (DemoPlan.detector_qat_epochs)"
+               if name == "detection" and int8 and not plan.detector_qat_epochs else "")
             + f" [{results[name]['seconds']:.0f} s]")
     return results
 

@@ -37,7 +37,9 @@ def _compressed(report: dict) -> list[str]:
         md = s["markdown"].splitlines()
         lines += ["### " + md[0].lstrip("# "), *md[1:]]
         if not s["int8"]:
-            lines.append("INT8 QAT skipped for the detector in this plan: it is pruned only.")
+            lines.append("INT8 skipped for the detector in this plan: it is pruned only.")
+        elif name == "detection" and not report["plan"].get("detector_qat_epochs"):
+            lines.append("The detector's INT8 is calibration only (post-training quantisation, no QAT epochs).")
         lines.append("")
     return lines
 

@@ -30,9 +30,11 @@ def test_quick_demo_bundles_hold_the_four_compressed_models(quick_demo):
     fp32, int8 = load_bundle(out / "bundle-cpu-fp32"), load_bundle(out / "bundle-jetson-int8")   # hashes checked
     assert fp32.manifest["target"] == "cpu" and int8.manifest["target"] == "jetson"
     assert {m.task for m in fp32.models} == TASKS and {m.precision for m in fp32.models} == {"fp32"}
-    # the detector is pruned only (DemoPlan.detector_int8), and the bundle and report say so
-    assert {m.task for m in int8.models} == TASKS - {"detection"} and {m.precision for m in int8.models} == {"int8"}
-    assert report["bundles"]["jetson-int8"]["left_out"] == ["detection"]
+    # all four at INT8 (the detector calibrated only: DemoPlan.detector_qat_epochs), and it is recorded
+    assert {m.task for m in int8.models} == TASKS and {m.precision for m in int8.models} == {"int8"}
+    assert report["bundles"]["jetson-int8"]["left_out"] == []
+    steps = {m["task"]: [c["step"] for c in m["compression"]] for m in int8.manifest["models"]}
+    assert steps["detection"] == ["prune", "ptq"] and steps["plane"] == ["prune", "qat"]
     for m in int8.models:                       # Q/DQ from the QAT checkpoints, an fp16 twin beside
         ops = {n.op_type for n in onnx.load(str(m.onnx)).graph.node}
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops, m.name
@@ -41,7 +43,7 @@ def test_quick_demo_bundles_hold_the_four_compressed_models(quick_demo):
         variants = {v["name"]: v for v in report["compress"][m.task]["variants"]}
         assert m.stats["params"] == variants["structured-50"]["params"] < variants["baseline"]["params"]
     parity = [m["parity"] for b in report["bundles"].values() for m in b["models"]]
-    assert len(parity) == 4 + 3 * 2 and all(p["passed"] for p in parity)
+    assert len(parity) == 4 + 4 * 2 and all(p["passed"] for p in parity)
 
 
 @pytest.mark.slow
