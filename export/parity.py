@@ -174,7 +174,7 @@ def _detector(precision: str, refs: list, gots: list, gt_score: float, truth: li
         got_map = truth_map(truth, gots)
         report.update(agreement_map=report.pop("map"), truth_map_reference=ref_map, truth_map=got_map,
                       map_delta=round(abs(got_map - ref_map), 3), metric="map_delta",
-                      required=f"<= {MAX_MAP_DELTA:g} points of the reference's mAP against the truth",
+                      required=f"within {MAX_MAP_DELTA:g} point of the reference's mAP against the true boxes",
                       passed=abs(got_map - ref_map) <= MAX_MAP_DELTA)
     elif report["map"] is None:
         report.update(metric="displayed_agreement", required=f">= {MIN_AGREEMENT:g}",

@@ -51,8 +51,9 @@ def _bundles(bundles: dict) -> list[str]:
     for key, b in bundles.items():
         for m in b["models"]:
             p = m["parity"]
+            required = str(p.get("required", "-")).replace("|", r"\|")     # a Markdown cell
             lines.append(f"| {key} | {b['target']} | {m['name']} | {m['precision']} | {m['onnx']} | "
-                         f"{p.get('metric', '-')} = {_f(p.get('value'), '.4g')} | {p.get('required', '-')} | "
+                         f"{p.get('metric', '-')} = {_f(p.get('value'), '.4g')} | {required} | "
                          f"{'yes' if p.get('passed') else 'NO'} |")
     lines.append("")
     for key, b in bundles.items():
