@@ -5,7 +5,8 @@ loss (`edge.training.batches`). Compression fine-tuning (pruned, QAT) calls the 
 own optimizer or learning rate, so its keyword signature is kept stable:
 
     fit(model, train_set, *, epochs, lr=1e-3, batch_size=32, step_size=20, gamma=0.1, val_set=None,
-        progress=True, num_workers=0, seed=0, optimizer=None, max_steps=None, threads=None) -> history
+        progress=True, num_workers=0, seed=0, optimizer=None, max_steps=None, threads=None,
+        balance=False) -> history
 
     >>> from edge.data.dataset import PhantomDataset
     >>> from edge.models import create_model
@@ -28,7 +29,7 @@ from edge.errors import BadInputError, EdgekitError
 def fit(model, train_set, *, epochs: int, lr: float = 1e-3, batch_size: int = 32, step_size: int = 20,
         gamma: float = 0.1, val_set=None, progress: bool = True, num_workers: int = 0, seed: int = 0,
         optimizer: torch.optim.Optimizer | None = None, max_steps: int | None = None,
-        threads: int | None = None) -> dict:
+        threads: int | None = None, balance: bool = False) -> dict:
     """Train `model` in place on `train_set` (items (x, target) as `edge.data.dataset.TaskDataset`
     gives them) and return its history.
 
@@ -36,7 +37,8 @@ def fit(model, train_set, *, epochs: int, lr: float = 1e-3, batch_size: int = 32
     `lr` is ignored); StepLR(step_size, gamma) steps once per epoch over whichever optimizer. Runs on
     the device the model's parameters are on. Deterministic for a `seed` (shuffling, augmentation,
     dropout). `max_steps` stops early (a fine-tuning budget). With `val_set`, the headline metrics are
-    measured after every epoch. The model is left in eval mode.
+    measured after every epoch. `balance` samples single-label classes about equally often
+    (`edge.training.batches.make_loader`). The model is left in eval mode.
 
     history: {"loss": [mean per epoch], "lr": [...], "val": [headline metrics per epoch],
               "epochs": n, "steps": n, "seconds": s}
@@ -50,7 +52,8 @@ def fit(model, train_set, *, epochs: int, lr: float = 1e-3, batch_size: int = 32
 
     kind = model.edge_config.task.kind
     torch.manual_seed(seed)
-    loader = make_loader(train_set, kind, batch_size, shuffle=True, seed=seed, num_workers=num_workers)
+    loader = make_loader(train_set, kind, batch_size, shuffle=True, seed=seed, num_workers=num_workers,
+                         balance=balance)
     opt = optimizer or torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma)
     history = {"loss": [], "lr": [], "val": [], "epochs": 0, "steps": 0, "seconds": 0.0}

@@ -21,11 +21,17 @@ def train_cmd(
     batch_size: int = typer.Option(32, "--batch-size", help="Frames per step."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (StepLR: x0.1 every 20 epochs)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the initial weights and the shuffling."),
+    balance: bool = typer.Option(False, "--balance", help="Single-label tasks: sample every class about "
+                                 "equally often (sweeps show a diagnostic plane in under a tenth of frames)."),
     json_out: bool = typer.Option(False, "--json", help="Print the test metrics as one JSON object."),
 ):
     """Train a zoo model on a dataset (split by stream/patient), test it, save a checkpoint."""
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise BadInputError(f"--epochs {epochs}, --batch-size {batch_size} and --lr {lr} must be positive")
+    from edge.tasks import SINGLE_LABEL, get_task
+
+    if balance and get_task(task).kind != SINGLE_LABEL:
+        raise BadInputError(f"--balance is for single-label tasks; {task} is a {get_task(task).kind} task: drop --balance")
     from edge.data import detect_format   # torch-free: a mistyped --data fails before torch loads
 
     detect_format(data)
@@ -33,7 +39,7 @@ def train_cmd(
     from edge.train import train
 
     path, metrics = train(task, model, data, epochs=epochs, out=out, input_size=parse_size(input),
-                          batch_size=batch_size, lr=lr, seed=seed)
+                          batch_size=batch_size, lr=lr, seed=seed, balance=balance)
     if json_out:
         print_json({"checkpoint": str(path), **metrics})
     else:

@@ -19,7 +19,7 @@ DETECTION_SPLIT = (0.8, 0.2)
 
 def train(task: str, model_name: str, data, *, epochs: int, out, input_size=None, batch_size: int = 32,
           lr: float = 1e-3, seed: int = 0, progress: bool = True, step_size: int = 20, gamma: float = 0.1,
-          num_workers: int = 0) -> tuple[Path, dict]:
+          num_workers: int = 0, balance: bool = False) -> tuple[Path, dict]:
     """Train zoo model `model_name` for `task` on the dataset at `data`; returns (checkpoint, test metrics).
 
         >>> path, metrics = train("plane", "resnet8", "phantom_fpus23/", epochs=15,
@@ -51,7 +51,7 @@ def train(task: str, model_name: str, data, *, epochs: int, out, input_size=None
 
     history = fit(model, dataset(train_s, augment=True), epochs=epochs, lr=lr, batch_size=batch_size,
                   step_size=step_size, gamma=gamma, val_set=dataset(val_s) if val_s else None,
-                  progress=progress, num_workers=num_workers, seed=seed)
+                  progress=progress, num_workers=num_workers, seed=seed, balance=balance)
     metrics = evaluate_model(model, dataset(test_s), batch_size=batch_size, progress=progress)
     provenance = {
         "data": str(Path(data).resolve()), "task": task, "seed": seed,
@@ -59,6 +59,7 @@ def train(task: str, model_name: str, data, *, epochs: int, out, input_size=None
         "recipe": {"epochs": epochs, "batch_size": batch_size, "optimizer": "Adam", "lr": lr,
                    "scheduler": {"name": "StepLR", "step_size": step_size, "gamma": gamma},
                    "loss": _loss_name(task_obj.kind), "augment": "horizontal flip p=0.5",
+                   "sampling": "class-balanced" if balance else "uniform",
                    "input_size": list(model.edge_config.input_size)},
         "epochs": epochs, "history": history, "metrics": metrics, "test": headline(metrics),
         "elapsed_s": round(time.perf_counter() - t0, 2),

@@ -135,3 +135,31 @@ def test_cli_user_errors_are_one_line(args, needle):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 1 and len(errors) == 1 and needle in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_balance_draws_rare_classes_about_as_often_as_common_ones():
+    import numpy as np
+
+    from edge.data.dataset import TaskDataset
+    from edge.data.records import Sample
+    from edge.training.batches import make_loader
+
+    img = np.zeros((16, 16), np.uint8)
+    samples = [Sample(path=None, group="s", label="no plane", image=img) for _ in range(90)]
+    samples += [Sample(path=None, group="s", label="AC", image=img) for _ in range(10)]
+    ds = TaskDataset(samples, get_task("plane"), default_spec((16, 16)))
+    drawn = lambda balance: torch.cat([y for _, y in make_loader(ds, "single_label", 25, shuffle=True,  # noqa: E731
+                                                                  seed=3, balance=balance)])
+    ac = get_task("plane").labels.index("AC")
+    assert (drawn(False) == ac).sum() == 10                         # an epoch is the data, once each
+    share = float((drawn(True) == ac).float().mean())
+    assert 0.35 <= share <= 0.65, share                              # 10% of the data, half the draws
+    assert torch.equal(drawn(True), drawn(True))                     # seeded
+    with pytest.raises(BadInputError, match="single-label"):
+        make_loader(ds, "multi_label", 25, shuffle=True, balance=True)
+
+
+def test_cli_balance_is_refused_for_a_detection_task(tmp_path):
+    r = run_cli("train", "--task", "detection", "--model", "fasterrcnn_resnet10", "--balance",
+                "--data", str(tmp_path), "--out", str(tmp_path / "d.pt"))
+    assert r.returncode == 1 and "--balance is for single-label tasks" in r.stderr and not (tmp_path / "d.pt").exists()
