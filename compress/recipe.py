@@ -77,6 +77,19 @@ def sweep(ckpt, data, ratios=PAPER_RATIOS, method: str = "structured", int8: boo
     calibrated ranges as they are (post-training quantisation, recorded as such). `unpruned_int8`
     adds the INT8 variant of the unpruned model.
     """
+    from edge.training.batches import torch_threads
+
+    with torch_threads():
+        return _sweep(ckpt, data, ratios, method, int8, finetune_epochs, out, lr=lr, qat_lr=qat_lr,
+                      batch_size=batch_size, importance=importance, round_to=round_to,
+                      calib_samples=calib_samples, split_seed=split_seed, seed=seed,
+                      latency_rounds=latency_rounds, latency_threads=latency_threads, progress=progress,
+                      qat_epochs=qat_epochs, unpruned_int8=unpruned_int8)
+
+
+def _sweep(ckpt, data, ratios, method, int8, finetune_epochs, out, *, lr, qat_lr, batch_size, importance,
+           round_to, calib_samples, split_seed, seed, latency_rounds, latency_threads, progress, qat_epochs,
+           unpruned_int8) -> dict:
     from compress.quant import is_quantized, load_quantized
     from compress.report import write_report
 

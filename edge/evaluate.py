@@ -45,22 +45,15 @@ def as_dataset(model, data):
 
 def evaluate_model(model, data, *, batch_size: int = 32, progress: bool = False, threads: int | None = None) -> dict:
     """Metrics of `model` (with `edge_config`) on `data` (a TaskDataset or a list of Samples)."""
-    import torch
-
-    from edge.training.batches import cpu_threads, make_loader
+    from edge.training.batches import make_loader, torch_threads
     from edge.training.progress import Progress
     from edge.training.predict import predict
 
     task = model.edge_config.task
     dataset = as_dataset(model, data)
     loader = make_loader(dataset, task.kind, batch_size, shuffle=False)
-    old = torch.get_num_threads()
-    torch.set_num_threads(cpu_threads(threads))
-    try:
-        with Progress(len(dataset), "eval", progress) as bar:
-            preds, targets = predict(model, loader, task.kind, bar)
-    finally:
-        torch.set_num_threads(old)
+    with torch_threads(threads), Progress(len(dataset), "eval", progress) as bar:
+        preds, targets = predict(model, loader, task.kind, bar)
     return {"task": task.name, "kind": task.kind, **metrics_for(task, preds, targets)}
 
 

@@ -47,7 +47,7 @@ def fit(model, train_set, *, epochs: int, lr: float = 1e-3, batch_size: int = 32
         raise BadInputError(f"epochs {epochs} and batch size {batch_size} must be at least 1")
     if len(train_set) == 0:
         raise BadInputError("the training set is empty; check the data folder and the task")
-    from edge.training.batches import cpu_threads, make_loader
+    from edge.training.batches import make_loader, torch_threads
     from edge.training.progress import Progress
 
     kind = model.edge_config.task.kind
@@ -57,11 +57,10 @@ def fit(model, train_set, *, epochs: int, lr: float = 1e-3, batch_size: int = 32
     opt = optimizer or torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma)
     history = {"loss": [], "lr": [], "val": [], "epochs": 0, "steps": 0, "seconds": 0.0}
-    old_threads, t0 = torch.get_num_threads(), time.perf_counter()
-    torch.set_num_threads(cpu_threads(threads))
+    t0 = time.perf_counter()
     try:
         total = epochs * len(loader) if max_steps is None else min(max_steps, epochs * len(loader))
-        with Progress(total, "train", progress) as bar:
+        with torch_threads(threads), Progress(total, "train", progress) as bar:
             for epoch in range(epochs):
                 bar.describe(f"epoch {epoch + 1}/{epochs}")
                 history["lr"].append(opt.param_groups[0]["lr"])
@@ -73,7 +72,6 @@ def fit(model, train_set, *, epochs: int, lr: float = 1e-3, batch_size: int = 32
                 if max_steps is not None and history["steps"] >= max_steps:
                     break
     finally:
-        torch.set_num_threads(old_threads)
         history["seconds"] = round(time.perf_counter() - t0, 3)
         model.eval()
     return history

@@ -97,7 +97,9 @@ def export_bundle(checkpoints: list, target: str, precision: str, out, force: bo
         log(f"warning: {w}")
     fallback = _fallback_precision(t, precision)
     entries = []
-    with staged_dir(out, force) as tmp:
+    from edge.training.batches import torch_threads
+
+    with torch_threads(), staged_dir(out, force) as tmp:
         for name, (path, net, meta, twin, stats) in zip(names, loaded):
             kind = meta["task"]["kind"]
             log(f"{name}: {Path(path).name} -> {name}.{precision}.onnx")

@@ -76,7 +76,9 @@ def demo(out="edgekit-demo", quick: bool = False, force: bool = False, frames: i
         seconds[name] = round(time.perf_counter() - t, 1)
         return result
 
-    with steps.torch_threads():
+    from edge.training.batches import torch_threads
+
+    with torch_threads():
         data = timed("data", steps.make_data, plan, seed, say)
         trained = timed("train", steps.train_models, plan, data, out / "checkpoints", seed, say)
         sweeps = timed("compress", steps.compress_models, plan, data, trained, out / "compress", say)

@@ -6,31 +6,10 @@ the composition roots (`edge.cli`, `edge.demo`) may reach back up to them.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 TASKS = ("plane", "orientation", "anatomy", "detection")
 BUNDLES = {"cpu-fp32": ("cpu", "fp32"), "jetson-int8": ("jetson", "int8")}
-
-
-@contextmanager
-def torch_threads():
-    """torch's intra-op threads set once to the cores other processes leave free, for every stage.
-
-    fit and evaluate already choose so, but parity checks, calibration and ONNX tracing run at
-    torch's default (every core): on two loaded cores a Faster R-CNN forward took 1.0 s with two
-    threads against 0.06 s with one.
-    """
-    import torch
-
-    from edge.training.batches import cpu_threads
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(cpu_threads())
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def make_data(plan, seed: int, say) -> dict:
