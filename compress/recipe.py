@@ -22,6 +22,7 @@ from pathlib import Path
 from compress.data import calibration_batches, finetune, score, split_datasets
 from compress.layers import check_ratio
 from edge.errors import BadInputError, UnsupportedError
+from edge.training.batches import torch_threads
 
 METHODS = ("structured", "unstructured", "2:4")
 PAPER_RATIOS = (0.3, 0.5, 0.7)
@@ -65,6 +66,7 @@ def check_request(method: str, ratios, importance: str = "l1") -> tuple:
     return tuple(check_ratio(r) for r in (ratios or PAPER_RATIOS))
 
 
+@torch_threads()
 def sweep(ckpt, data, ratios=PAPER_RATIOS, method: str = "structured", int8: bool = True,
           finetune_epochs: int = 3, out="compressed", *, lr: float = 5e-4, qat_lr: float | None = None,
           batch_size: int = 32, importance: str = "l1", round_to: int | None = 8,
@@ -75,21 +77,9 @@ def sweep(ckpt, data, ratios=PAPER_RATIOS, method: str = "structured", int8: boo
 
     `qat_epochs` (default: `finetune_epochs`) is the INT8 fine-tuning after calibration; 0 keeps the
     calibrated ranges as they are (post-training quantisation, recorded as such). `unpruned_int8`
-    adds the INT8 variant of the unpruned model.
+    adds the INT8 variant of the unpruned model. Runs with torch's threads set to the free cores
+    (`torch_threads`).
     """
-    from edge.training.batches import torch_threads
-
-    with torch_threads():
-        return _sweep(ckpt, data, ratios, method, int8, finetune_epochs, out, lr=lr, qat_lr=qat_lr,
-                      batch_size=batch_size, importance=importance, round_to=round_to,
-                      calib_samples=calib_samples, split_seed=split_seed, seed=seed,
-                      latency_rounds=latency_rounds, latency_threads=latency_threads, progress=progress,
-                      qat_epochs=qat_epochs, unpruned_int8=unpruned_int8)
-
-
-def _sweep(ckpt, data, ratios, method, int8, finetune_epochs, out, *, lr, qat_lr, batch_size, importance,
-           round_to, calib_samples, split_seed, seed, latency_rounds, latency_threads, progress, qat_epochs,
-           unpruned_int8) -> dict:
     from compress.quant import is_quantized, load_quantized
     from compress.report import write_report
 

@@ -30,8 +30,9 @@ def train_cmd(
         raise BadInputError(f"--epochs {epochs}, --batch-size {batch_size} and --lr {lr} must be positive")
     from edge.tasks import SINGLE_LABEL, get_task
 
-    if balance and get_task(task).kind != SINGLE_LABEL:
-        raise BadInputError(f"--balance is for single-label tasks; {task} is a {get_task(task).kind} task: drop --balance")
+    kind = get_task(task).kind
+    if balance and kind != SINGLE_LABEL:
+        raise BadInputError(f"--balance is for single-label tasks; {task} is a {kind} task: drop --balance")
     from edge.data import detect_format   # torch-free: a mistyped --data fails before torch loads
 
     detect_format(data)
