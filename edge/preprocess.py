@@ -65,25 +65,29 @@ def crop_roi(frame: np.ndarray, roi) -> np.ndarray:
     return out
 
 
-def boxes_to_input(boxes, frame_shape: tuple[int, int], spec: dict) -> list[tuple[str, float, float, float, float]]:
-    """Frame-pixel boxes `(label, x0, y0, x1, y1)` -> the model input's pixels (ROI crop, then resize),
-    clipped; boxes under one pixel wide or high after the crop are dropped.
+def box_targets(boxes, frame_shape: tuple[int, int], spec: dict, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-pixel boxes `(label, x0, y0, x1, y1)` -> (Nx4 float32 boxes in the model input's pixels
+    (ROI crop, then resize, clipped), N int64 1-based indices into `labels`). Boxes under one pixel
+    wide or high after the crop, and labels not in `labels`, are dropped.
 
-    >>> boxes_to_input([("head", 10, 20, 50, 60)], (100, 200), {"roi": [0, 100, 0, 100], "resize": [50, 50]})
-    [('head', 5.0, 10.0, 25.0, 30.0)]
+    >>> box_targets([("head", 10, 20, 50, 60), ("tail", 0, 0, 9, 9)], (100, 200),
+    ...             {"roi": [0, 100, 0, 100], "resize": [50, 50]}, ["arms", "head"])
+    (array([[ 5., 10., 25., 30.]], dtype=float32), array([2]))
     """
+    labels = list(labels)
     h, w = frame_shape
     roi = spec.get("roi")
     y0, y1, x0, x1 = (0, h, 0, w) if roi is None else (max(0, roi[0]), min(h, roi[1]), max(0, roi[2]), min(w, roi[3]))
     out_h, out_w = spec["resize"]
     sx, sy = out_w / (x1 - x0), out_h / (y1 - y0)
-    out = []
+    rows, ids = [], []
     for lbl, bx0, by0, bx1, by1 in boxes:
-        b = [float(np.clip((bx0 - x0) * sx, 0, out_w)), float(np.clip((by0 - y0) * sy, 0, out_h)),
-             float(np.clip((bx1 - x0) * sx, 0, out_w)), float(np.clip((by1 - y0) * sy, 0, out_h))]
-        if b[2] - b[0] >= 1 and b[3] - b[1] >= 1:
-            out.append((lbl, *b))
-    return out
+        b = [np.clip((bx0 - x0) * sx, 0, out_w), np.clip((by0 - y0) * sy, 0, out_h),
+             np.clip((bx1 - x0) * sx, 0, out_w), np.clip((by1 - y0) * sy, 0, out_h)]
+        if b[2] - b[0] >= 1 and b[3] - b[1] >= 1 and lbl in labels:
+            rows.append(b)
+            ids.append(labels.index(lbl) + 1)
+    return np.array(rows, np.float32).reshape(-1, 4), np.array(ids, np.int64)
 
 
 def to_grey(frame: np.ndarray) -> np.ndarray:

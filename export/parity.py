@@ -64,7 +64,7 @@ def phantom_set(spec: dict, n: int, seed: int = 0, labels=None) -> tuple[list[np
     (or large enough to hold the spec's ROI crop, which is in source-frame pixels); with `labels`,
     also each frame's true boxes in model-input pixels as (Nx4 boxes, N 1-based label ids)."""
     from edge.phantom import sample
-    from edge.preprocess import boxes_to_input, preprocess
+    from edge.preprocess import box_targets, preprocess
 
     h, w = (int(v) for v in spec["resize"])
     if spec.get("roi"):
@@ -73,13 +73,7 @@ def phantom_set(spec: dict, n: int, seed: int = 0, labels=None) -> tuple[list[np
     inputs = [preprocess(f.image, spec) for f in rendered]
     if labels is None:
         return inputs, None
-    labels = list(labels)
-    truth = []
-    for f in rendered:
-        kept = [b for b in boxes_to_input(f.boxes, f.image.shape[:2], spec) if b[0] in labels]
-        truth.append((np.array([b[1:] for b in kept], np.float32).reshape(-1, 4),
-                      np.array([labels.index(b[0]) + 1 for b in kept], np.int64)))
-    return inputs, truth
+    return inputs, [box_targets(f.boxes, f.image.shape[:2], spec, labels) for f in rendered]
 
 
 def frames(spec: dict, n: int, seed: int = 0) -> list[np.ndarray]:

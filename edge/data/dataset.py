@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from edge.data.records import Sample
 from edge.phantom.scene import flip_orientation
-from edge.preprocess import boxes_to_input, preprocess, validate_spec
+from edge.preprocess import box_targets, preprocess, validate_spec
 from edge.tasks import DETECTION, MULTI_LABEL, Task
 
 
@@ -59,9 +59,8 @@ class TaskDataset(Dataset):
 
     def _boxes(self, boxes, shape) -> dict:
         """Frame-pixel boxes -> model-input pixels (ROI crop, then resize); degenerate ones dropped."""
-        kept = [b for b in boxes_to_input(boxes, shape, self.spec) if b[0] in self.task.labels]
-        return {"boxes": torch.tensor([b[1:] for b in kept], dtype=torch.float32).reshape(-1, 4),
-                "labels": torch.tensor([self.task.labels.index(b[0]) + 1 for b in kept], dtype=torch.int64)}
+        rows, ids = box_targets(boxes, shape, self.spec, self.task.labels)
+        return {"boxes": torch.from_numpy(rows), "labels": torch.from_numpy(ids)}
 
 
 def collate_detection(batch):
