@@ -17,7 +17,7 @@ class _NoTorch:
     """Refuses torch, as on a device where it is not installed."""
     def find_spec(self, name, path=None, target=None):
         if name == "torch" or name.startswith(("torch.", "torchvision")):
-            raise ImportError(f"{name} is blocked in this test (device without torch)")
+            raise ModuleNotFoundError(f"{name} is blocked in this test (device without torch)", name=name)
         return None
 sys.meta_path.insert(0, _NoTorch())
 '''

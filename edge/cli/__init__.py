@@ -36,12 +36,27 @@ def _register_commands() -> None:
 _register_commands()
 
 
+# Top-level modules an extra of pyproject.toml brings: a host verb run on a device install (no torch)
+# is a missing install step, said in one line, not an ImportError traceback.
+EXTRA_OF = {**dict.fromkeys(("torch", "torchvision", "torch_pruning", "modelopt", "onnx", "onnxconverter_common",
+                             "onnxslim", "pycocotools", "matplotlib", "sklearn", "tqdm"), "train"),
+            "pycuda": "jetson"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `edgekit` script: run the app, turning user errors into one line and exit 1."""
     try:
         app(args=argv, standalone_mode=False)
     except EdgekitError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        module = (exc.name or "").split(".")[0]
+        if module not in EXTRA_OF:
+            raise
+        extra = EXTRA_OF[module]
+        print(f"error: this command needs {module}, which this install lacks; install the {extra} extra: "
+              f"pip install -e \".[{extra}]\"", file=sys.stderr)
         return 1
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)

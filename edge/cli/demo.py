@@ -27,21 +27,6 @@ def _quiet_libraries() -> None:
         warnings.filterwarnings("ignore", module=module)
 
 
-def _require_torch() -> None:
-    """A device install (no train extra) gets one line saying what to install, not an ImportError."""
-    import importlib.util
-
-    from edge.errors import UnsupportedError
-
-    try:
-        found = importlib.util.find_spec("torch") is not None
-    except ImportError:
-        found = False
-    if not found:
-        raise UnsupportedError("edgekit demo trains models and needs torch, which this install lacks; "
-                               "install the train extra: pip install -e \".[train]\"")
-
-
 @app.command("demo")
 def demo_cmd(
     out: Path = typer.Option(Path("edgekit-demo"), "--out", help="Folder for everything the demo writes "
@@ -57,8 +42,7 @@ def demo_cmd(
     """Phantom data -> train the four FPUS23 models -> prune + INT8 -> bundles -> runtime loop, with reports."""
     from edge.demo import check_out
 
-    check_out(out, force)          # refuse before torch loads
-    _require_torch()
+    check_out(out, force)          # refuse before torch loads (without torch: edge.cli.main says what to install)
     _quiet_libraries()
     from edge.demo import demo
     from edge.demo.text import render

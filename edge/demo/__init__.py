@@ -63,9 +63,11 @@ def demo(out="edgekit-demo", quick: bool = False, force: bool = False, frames: i
             raise BadInputError(f"--frames {frames}: need at least 1")
         plan = dataclasses.replace(plan, run_frames=frames)
     out = check_out(out, force)
-    out.mkdir(parents=True, exist_ok=True)
     from edge.demo import steps
     from edge.demo.text import render
+    from edge.training.batches import torch_threads       # torch: a missing install fails before any write
+
+    out.mkdir(parents=True, exist_ok=True)
 
     say = _Clock(log)
     seconds = {}
@@ -75,8 +77,6 @@ def demo(out="edgekit-demo", quick: bool = False, force: bool = False, frames: i
         result = fn(*args)
         seconds[name] = round(time.perf_counter() - t, 1)
         return result
-
-    from edge.training.batches import torch_threads
 
     with torch_threads():
         data = timed("data", steps.make_data, plan, seed, say)

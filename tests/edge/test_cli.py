@@ -38,6 +38,14 @@ def test_cli_and_device_packages_work_where_torch_cannot_be_imported(no_torch_en
     assert help_.returncode == 0 and "report" in help_.stdout, help_.stderr
 
 
+def test_host_verbs_on_a_device_install_say_which_extra_to_install(no_torch_env, tmp_path):
+    for args in (("report", "resnet8"), ("compress", tmp_path / "x.pt", "--data", tmp_path, "--out", tmp_path / "o")):
+        proc = run_cli(*args, env=no_torch_env)
+        lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(lines) == 1 and "needs torch" in lines[0] and '".[train]"' in lines[0], proc.stderr
+
+
 def test_models_lists_the_zoo():
     proc = run_cli("models", "resnet*")
     assert proc.returncode == 0
