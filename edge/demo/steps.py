@@ -59,8 +59,8 @@ def train_models(plan, data: dict, ckpt_dir: Path, seed: int, say) -> dict:
     """Step 2: train each model with `edge.train.fit`, score it on the held-out frames, save a checkpoint."""
     import torch
 
+    from compress.data import METRICS
     from edge.checkpoint import save_checkpoint
-    from edge.data.dataset import TaskDataset
     from edge.evaluate import evaluate_model, headline
     from edge.models import create_model
     from edge.tasks import SINGLE_LABEL, get_task
@@ -75,7 +75,7 @@ def train_models(plan, data: dict, ckpt_dir: Path, seed: int, say) -> dict:
         history = fit(model, train_set, epochs=r["epochs"], lr=1e-3, batch_size=r["batch"],
                       step_size=max(1, round(r["epochs"] * 0.75)), seed=seed)
         metrics = headline(evaluate_model(model, test_set, batch_size=r["batch"]))
-        metric = {"detection": "mAP", "anatomy": "exact_match"}.get(name, "accuracy")
+        metric = METRICS[task.kind][0]
         path = save_checkpoint(ckpt_dir / f"{name}.pt", model, provenance={
             "data": f"phantom seed {seed}, {len(train_set)} frames {plan.frame[0]}x{plan.frame[1]} (edgekit demo)",
             "epochs": r["epochs"], "metrics": metrics, "history": history})
@@ -83,6 +83,7 @@ def train_models(plan, data: dict, ckpt_dir: Path, seed: int, say) -> dict:
                          "test_frames": len(test_set), "epochs": r["epochs"], "metric": metric,
                          "score": metrics.get(metric), "metrics": metrics, "checkpoint": str(path),
                          "chance": 1 / len(task.labels) if task.kind == SINGLE_LABEL else None,
+                         "preprocess": model.edge_config.preprocess,
                          "seconds": round(time.perf_counter() - t0, 1)}
         chance = f" (chance {results[name]['chance']:.2f})" if results[name]["chance"] else ""
         say(f"2/5 train {name}: {r['model']} {r['input']}x{r['input']}, {len(train_set)} frames x "
@@ -95,15 +96,13 @@ def compress_models(plan, data: dict, trained: dict, out: Path, say) -> dict:
     """Step 3: `compress.sweep` at one structured ratio, with INT8 (QAT; the detector: calibration only); keeps the report's figures."""
     from compress.recipe import sweep
     from compress.report import to_markdown
-    from edge.checkpoint import load_model
 
     results = {}
     for name, t in trained.items():
         t0 = time.perf_counter()
-        model, _ = load_model(t["checkpoint"])
         int8 = name != "detection" or plan.detector_int8
         n = plan.compress_frames if name != "detection" else min(plan.compress_frames, plan.detector_frames)
-        _, train_set, test_set = datasets_for(plan, name, model.edge_config.preprocess, data, n_train=n)
+        _, train_set, test_set = datasets_for(plan, name, t["preprocess"], data, n_train=n)
         batch = plan.detector_batch if name == "detection" else plan.batch_size
         report = sweep(t["checkpoint"], (train_set, test_set), ratios=(plan.ratio,), method="structured",
                        int8=int8, finetune_epochs=plan.finetune_epochs, out=out / name, batch_size=batch,
