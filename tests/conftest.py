@@ -48,3 +48,43 @@ def run_cli(*args, env=None, timeout=300):
     code = "import sys; from edge.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=str(REPO))
+
+
+def edgekit_exe() -> str:
+    """The `edgekit` script pip installed beside this interpreter (what a user types), not `python -c`."""
+    import shutil
+
+    exe = Path(sys.executable).with_name("edgekit")
+    found = str(exe) if exe.exists() else shutil.which("edgekit")
+    if not found:
+        pytest.fail("the edgekit script is not installed; run pip install -e . first")
+    return found
+
+
+def run_edgekit(*args, env=None, timeout=300, cwd=None, input=None):
+    """Run the installed `edgekit` script in a subprocess, as a user does; returns CompletedProcess."""
+    import subprocess
+
+    return subprocess.run([edgekit_exe(), *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=timeout, cwd=str(cwd or REPO), input=input)
+
+
+def assert_one_error(proc, needle: str = "", code: int = 1) -> str:
+    """A refused command: exit `code`, no traceback, exactly one `error:` line (containing `needle`)."""
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out, out
+    assert proc.returncode == code, f"exit {proc.returncode}, expected {code}:\n{out}"
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, f"expected one error: line, got {len(lines)}:\n{proc.stderr}"
+    assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def assert_usage_error(proc, needle: str = "") -> None:
+    """A command-line mistake: typer's `Usage: ... Error: ...` block, exit 2, no traceback."""
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out, out
+    assert proc.returncode == 2, f"exit {proc.returncode}, expected 2:\n{out}"
+    assert proc.stderr.startswith("Usage: edgekit"), proc.stderr
+    assert "Error:" in proc.stderr, proc.stderr
+    assert needle in proc.stderr, f"{needle!r} not in {proc.stderr!r}"

@@ -44,9 +44,18 @@ EXTRA_OF = {**dict.fromkeys(("torch", "torchvision", "torch_pruning", "modelopt"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `edgekit` script: run the app, turning user errors into one line and exit 1."""
+    """Entry point of the `edgekit` script: run the app, turning user errors into one line and exit 1.
+
+    Typer runs in standalone mode, so usage mistakes (an unknown verb or flag, a value out of range)
+    print typer's own `Usage: ... Error: ...` block and exit 2 whichever click typer carries (0.26
+    uses click's exceptions, 0.29 its vendored copy); only exceptions from the command bodies reach
+    the handlers below.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="edgekit", standalone_mode=True)
+    except SystemExit as exc:  # standalone mode always ends here: 0, a usage error (2), Ctrl-C (130)
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except EdgekitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -58,20 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: this command needs {module}, which this install lacks; install the {extra} extra: "
               f"pip install -e \".[{extra}]\"", file=sys.stderr)
         return 1
-    except (typer.Abort, KeyboardInterrupt):
-        print("aborted", file=sys.stderr)
-        return 130
-    except SystemExit as exc:  # typer/click's own exits (--help, usage errors)
-        return exc.code if isinstance(exc.code, int) else 0
-    except Exception as exc:  # click usage errors arrive as ClickException subclasses
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
