@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     import torch
 
     from bench_train import CPU_DETECTOR
-    from compress import sweep
+    from compress import SweepSettings, sweep
 
     out = Path(args.out)
     work = out.with_suffix("")
@@ -129,9 +129,9 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         ckpt, sets, train_info = train_baseline("resnet8", task, args.size, frames, args.epochs, args.step, 1e-3, 32,
                                                 0, work, (args.frame, args.frame))
-        report = sweep(ckpt, sets, ratios=(0.3, 0.5, 0.7), method="structured", int8=True,
-                       finetune_epochs=args.finetune_epochs, out=work / task, lr=args.lr,
-                       latency_rounds=args.latency_rounds)
+        report = sweep(ckpt, sets, work / task, SweepSettings(
+            ratios=(0.3, 0.5, 0.7), method="structured", int8=True, finetune_epochs=args.finetune_epochs,
+            lr=args.lr, latency_rounds=args.latency_rounds))
         result["tasks"][task] = {"train": train_info, "checks": classifier_checks(report), "variants": summary(report),
                                  "wall_s": round(time.perf_counter() - t0, 1)}
         out.write_text(json.dumps(result, indent=2) + "\n")
@@ -141,9 +141,9 @@ def main(argv=None) -> int:
         ckpt, sets, train_info = train_baseline("fasterrcnn_resnet10", "detection", args.det_size, dframes,
                                                 args.det_epochs, args.det_step, 1e-3, 8, 0, work,
                                                 (args.det_size, args.det_size), fpn_channels=64, **CPU_DETECTOR)
-        report = sweep(ckpt, sets, ratios=(0.7,), method="structured", int8=False,
-                       finetune_epochs=args.finetune_epochs, out=work / "detection", lr=args.lr,
-                       batch_size=8, latency_rounds=max(5, args.latency_rounds // 4))
+        report = sweep(ckpt, sets, work / "detection", SweepSettings(
+            ratios=(0.7,), method="structured", int8=False, finetune_epochs=args.finetune_epochs, lr=args.lr,
+            batch_size=8, latency_rounds=max(5, args.latency_rounds // 4)))
         rows = {v["name"]: v for v in report["variants"]}
         delta = rows["structured-70"]["delta_points"]
         result["detector"] = {"train": train_info, "variants": summary(report),

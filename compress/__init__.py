@@ -2,9 +2,9 @@
 
 One call does the FPUS23 recipe for a checkpoint (`edgekit compress` is this call)::
 
-    >>> from compress import sweep
-    >>> report = sweep("plane.pt", "fpus23/", ratios=(0.3, 0.5, 0.7), method="structured",
-    ...                int8=True, finetune_epochs=3, out="compressed/")          # doctest: +SKIP
+    >>> from compress import SweepSettings, sweep
+    >>> report = sweep("plane.pt", "fpus23/", "compressed/", SweepSettings(
+    ...     ratios=(0.3, 0.5, 0.7), method="structured", int8=True, finetune_epochs=3))  # doctest: +SKIP
 
 The pieces are usable alone: `compress.structured.prune_structured`, `compress.unstructured.
 prune_unstructured`, `compress.semistructured.prune_2_4`, `compress.quant.quantize_int8`,
@@ -14,7 +14,7 @@ Imports are lazy so `import compress` stays cheap (torch, torch-pruning and Mode
 """
 from __future__ import annotations
 
-_LAZY = {"sweep": "compress.recipe", "load_quantized": "compress.quant", "restore_quantized": "compress.quant",
+_LAZY = {"sweep": "compress.recipe", "SweepSettings": "compress.recipe", "load_quantized": "compress.quant", "restore_quantized": "compress.quant",
          "prune_structured": "compress.structured", "prune_unstructured": "compress.unstructured",
          "prune_2_4": "compress.semistructured"}
 

@@ -1,11 +1,12 @@
 """Measured CPU latency of every sweep variant: ONNX Runtime, batch 1, median, interleaved rounds.
 
 The paper reports FLOPs and sizes only; a smaller MAC count is not a faster model until measured.
-Every variant is exported to ONNX (`torch.onnx.export(dynamo=False)`, opset 17: INT8 variants carry
-their Q/DQ pairs), loaded in its own ONNX Runtime CPU session, and timed in *interleaved rounds*
-(round 1: A, B, C...; round 2: A, B, C...), so a burst of load from another process on a shared
-machine hits every variant alike instead of whichever happened to be running. The figure is the
-median of all single-frame runs; p90 is kept too::
+Every variant is written by export's own ONNX writer (`export.onnx.export_onnx`: FP32 variants
+simplified by onnxslim as a bundle ships them, INT8 variants with their Q/DQ pairs and never
+simplified), so the graph timed is the graph that ships. Each is loaded in its own ONNX Runtime CPU
+session and timed in *interleaved rounds* (round 1: A, B, C...; round 2: A, B, C...), so a burst of
+load from another process on a shared machine hits every variant alike instead of whichever happened
+to be running. The figure is the median of all single-frame runs; p90 is kept too::
 
     >>> lat = measure_latency({"base": "base.onnx", "s50": "s50.onnx"}, rounds=20, runs_per_round=10)  # doctest: +SKIP
     >>> lat["s50"]["median_ms"] < lat["base"]["median_ms"]                                             # doctest: +SKIP
@@ -13,46 +14,32 @@ median of all single-frame runs; p90 is kept too::
 """
 from __future__ import annotations
 
-import io
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from compress.layers import example_batch, is_detector
-
-OPSET = 17
+_UNSET = object()
 
 
-class _DetectorGraph(nn.Module):
-    """Tensor (1xCxHxW) in, (boxes, scores, labels) out: a torchvision detector as one ONNX graph."""
+def write_onnx(model, path) -> Path:
+    """Write `model` as export writes it into a bundle: int8 for a ModelOpt QAT model, else fp32.
 
-    def __init__(self, detector: nn.Module):
-        super().__init__()
-        self.detector = detector
+    Export switches a class-score-map model's `export_cam` on (the shipped graph has the `cam`
+    output); the sweep keeps using the model afterwards (its MACs), so the switch is put back.
+    """
+    from compress.quant import is_quantized
+    from export.onnx import export_onnx      # compress -> export, only here: docs/ARCHITECTURE.md
 
-    def forward(self, x):
-        out = self.detector([x[0]])[0]
-        return out["boxes"], out["scores"], out["labels"]
-
-
-def export_onnx(model: nn.Module, path) -> Path:
-    """Write `model` (float or ModelOpt QAT) as ONNX at its own input size, batch 1."""
-    model = model.eval()
-    graph = _DetectorGraph(model) if is_detector(model) else model
-    names = ["boxes", "scores", "labels"] if is_detector(model) else ["logits"]
-    dynamic = {n: {0: "detections"} for n in names} if is_detector(model) else None
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")         # tracer warnings from torchvision's control flow
-        torch.onnx.export(graph, (example_batch(model),), buf, input_names=["input"], output_names=names,
-                          opset_version=OPSET, dynamic_axes=dynamic, dynamo=False, do_constant_folding=True)
-    path = Path(path)
-    path.write_bytes(buf.getvalue())
-    return path
+    own = vars(model).get("export_cam", _UNSET)
+    try:
+        export_onnx(model, path, "int8" if is_quantized(model) else "fp32")
+    finally:
+        if own is _UNSET:
+            vars(model).pop("export_cam", None)      # back to the class default
+        else:
+            model.export_cam = own
+    return Path(path)
 
 
 def ort_session(path, threads: int = 1):

@@ -17,14 +17,9 @@ import torch
 from torch import nn
 
 from edge.errors import BadInputError
-from edge.tasks import DETECTION
+from edge.inputs import is_detector
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
-
-
-def is_detector(model: nn.Module) -> bool:
-    cfg = getattr(model, "edge_config", None)
-    return cfg is not None and cfg.task.kind == DETECTION
 
 
 def pruning_scope(model: nn.Module) -> nn.Module:
@@ -74,8 +69,3 @@ def check_ratio(ratio: float) -> float:
                             f"a number between 0 and 1 (exclusive), e.g. 0.5")
     return r
 
-
-def example_batch(model: nn.Module, batch: int = 1) -> torch.Tensor:
-    """A random input at the model's own size and channels (tracing, export, calibration shape)."""
-    cfg = model.edge_config
-    return torch.rand(batch, cfg.in_chans, *cfg.input_size)

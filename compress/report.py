@@ -10,11 +10,12 @@ in points. The plot puts the primary metric against MACs and against latency::
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import platform
 from pathlib import Path
+
+from edge import utc_now
 
 MB = 1024 ** 2
 
@@ -72,7 +73,7 @@ def build_report(variants: list[dict], latency: dict, ckpt: str, method: str, se
         row["speedup"] = round(base["latency_ms"]["median_ms"] / row["latency_ms"]["median_ms"], 3)
     return {
         "format": "edgekit.compress.sweep", "version": 1,
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": utc_now(),
         "checkpoint": ckpt, "method": method, "settings": settings or {},
         "latency": {"runtime": f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider", "batch": 1,
                     "statistic": "median of interleaved rounds", "cpu": platform.processor() or platform.machine(),

@@ -26,9 +26,9 @@ import copy
 import torch
 from torch import nn
 
-from compress.layers import (PRUNABLE, check_ratio, count_weights, example_batch, is_detector,
-                             removed_fraction, scope_name)
+from compress.layers import PRUNABLE, check_ratio, count_weights, removed_fraction, scope_name
 from edge.errors import UnsupportedError
+from edge.inputs import example_input, is_detector
 
 IMPORTANCES = {"l1": 1, "l2": 2}       # name -> p of tp.importance.MagnitudeImportance
 
@@ -59,7 +59,7 @@ def prune_channels(model: nn.Module, channel_ratio: float, importance: str = "l1
 
     model = copy.deepcopy(model).eval()
     root, ignored = _graph_root(model)
-    pruner = tp.pruner.MagnitudePruner(root, example_batch(model), make_importance(importance),
+    pruner = tp.pruner.MagnitudePruner(root, example_input(model), make_importance(importance),
                                        pruning_ratio=channel_ratio, ignored_layers=ignored,
                                        round_to=round_to)
     pruner.step()
@@ -115,6 +115,6 @@ def _output_shapes(model: nn.Module):
         return None
     was = model.training
     with torch.no_grad():     # (the dependency graph itself needs autograd on: no_grad only here)
-        out = model.eval()(example_batch(model))
+        out = model.eval()(example_input(model))
     model.train(was)
     return tuple(out.shape)

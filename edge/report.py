@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from edge.tasks import DETECTION
+from edge.inputs import example_input, is_detector
 
-BYTES_PER = {"fp32": 4, "fp16": 2, "int8": 1}
+BYTES_PER = {"fp32": 4, "fp16": 2, "int8": 1}   # bytes per weight element; export's memory check reads it too
 
 
 def _tensors(obj):
@@ -50,16 +50,6 @@ def _shape(obj):
     return None
 
 
-def example_input(model: nn.Module, input_size=None):
-    """A batch-1 input of the right form: a tensor for classifiers, a list of images for detectors."""
-    cfg = getattr(model, "edge_config", None)
-    size = tuple(input_size or (cfg.input_size if cfg else (224, 224)))
-    chans = cfg.in_chans if cfg else 1
-    x = torch.rand(1, chans, *size)
-    is_detector = cfg is not None and cfg.task.kind == DETECTION
-    return [x[0]] if is_detector else x
-
-
 def weight_bytes(model: nn.Module) -> dict[str, int]:
     """Bytes of parameters and float buffers at each precision (integer buffers are not weights)."""
     n = sum(p.numel() for p in model.parameters())
@@ -70,7 +60,8 @@ def weight_bytes(model: nn.Module) -> dict[str, int]:
 def model_report(model: nn.Module, input_size=None) -> dict:
     """Params, MACs, weight and activation memory and a per-layer table for one batch-1 forward."""
     model = model.eval()
-    x = example_input(model, input_size)
+    x = example_input(model, input_size=input_size)
+    x = [x[0]] if is_detector(model) else x          # a detector's forward takes a list of images
     layers, peak = [], 0
     leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
 
@@ -138,7 +129,7 @@ def report(model_or_checkpoint: str, task: str | None = None, input_size=None, m
     from pathlib import Path
 
     from edge.errors import UnknownNameError
-    from edge.models import create_model, list_models
+    from edge.models import create_model, get_entry, list_models
 
     if Path(model_or_checkpoint).exists():
         from edge.checkpoint import load_model
@@ -146,7 +137,7 @@ def report(model_or_checkpoint: str, task: str | None = None, input_size=None, m
         net, _ = load_model(model_or_checkpoint, model=model, task=task)
     elif model_or_checkpoint in list_models():
         kwargs = {"input_size": input_size} if input_size else {}
-        net = create_model(model_or_checkpoint, task or _default_task_for(model_or_checkpoint), **kwargs)
+        net = create_model(model_or_checkpoint, task or get_entry(model_or_checkpoint).default_task, **kwargs)
     elif any(c in model_or_checkpoint for c in "/\\") or Path(model_or_checkpoint).suffix in (".pt", ".pth"):
         from edge.errors import MissingFileError
 
@@ -158,9 +149,3 @@ def report(model_or_checkpoint: str, task: str | None = None, input_size=None, m
                                f"{closest(model_or_checkpoint, list_models())}; see `edgekit models`")
     return model_report(net, input_size)
 
-
-def _default_task_for(name: str) -> str:
-    from edge.models import get_entry
-
-    entry = get_entry(name)
-    return "detection" if DETECTION in entry.tasks else "plane"

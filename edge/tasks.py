@@ -20,6 +20,13 @@ SINGLE_LABEL = "single_label"
 MULTI_LABEL = "multi_label"
 DETECTION = "detection"
 KINDS = (SINGLE_LABEL, MULTI_LABEL, DETECTION)
+# How a kind's raw scores become confidences, in training, in the manifest and on the device.
+ACTIVATIONS = {SINGLE_LABEL: "softmax", MULTI_LABEL: "sigmoid", DETECTION: "none"}
+
+
+def activation_for(kind: str) -> str:
+    """softmax (single label), sigmoid (multi label) or none (detectors emit scores)."""
+    return ACTIVATIONS[kind]
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class Task:
     @property
     def activation(self) -> str:
         """How logits become confidences: softmax, sigmoid, or none (detectors emit scores)."""
-        return {SINGLE_LABEL: "softmax", MULTI_LABEL: "sigmoid", DETECTION: "none"}[self.kind]
+        return activation_for(self.kind)
 
     def with_labels(self, labels: Iterable[str]) -> "Task":
         """The same task with a dataset's own label names (e.g. FETAL_PLANES_DB's six planes)."""

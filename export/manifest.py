@@ -8,12 +8,11 @@ fp16 fallback). Each fallback has its own `onnx`, `sha256`, tensors and `parity`
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from pathlib import Path
 
 from edge.errors import FileFormatError
-from edge.tasks import DETECTION
+from edge.tasks import activation_for
 from runtime.bundle import MANIFEST, SCHEMA_PATH, SCHEMA_VERSION  # the device's reader owns the contract
 
 __all__ = ["MANIFEST", "SCHEMA_VERSION", "model_entry", "fallback_entry", "validate", "write_manifest",
@@ -21,14 +20,9 @@ __all__ = ["MANIFEST", "SCHEMA_VERSION", "model_entry", "fallback_entry", "valid
 STATS_KEYS = ("params", "macs", "weights_bytes", "activation_bytes", "activation_total_bytes")
 
 
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def postprocess_for(kind: str, threshold: float = 0.5) -> dict:
-    """How outputs become answers on the device: softmax / sigmoid / none (detectors emit scores)."""
-    activation = {"single_label": "softmax", "multi_label": "sigmoid", DETECTION: "none"}[kind]
-    return {"activation": activation, "threshold": threshold}
+    """How outputs become answers on the device: the task kind's activation (`edge.tasks`) and threshold."""
+    return {"activation": activation_for(kind), "threshold": threshold}
 
 
 def model_entry(name: str, meta: dict, onnx_info: dict, sha256: str, stats: dict, parity: dict) -> dict:

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from edge.errors import UnsupportedError
-from export.graph import graph_module, is_detector, output_names, with_fp16_islands
+from edge.inputs import example_input, is_detector
+from export.graph import graph_module, output_names, with_fp16_islands
 from compress.quant import count_qdq, is_quantized
 
 OPSET = 17
@@ -36,18 +37,14 @@ _DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16
            onnx.TensorProto.INT8: "int8", onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.BOOL: "bool"}
 
 
-def example_input(model: nn.Module) -> torch.Tensor:
-    cfg = model.edge_config
-    return torch.zeros(1, cfg.in_chans, *cfg.input_size)
-
-
 def _trace(model: nn.Module, names: list[str]) -> onnx.ModelProto:
     """torch.onnx.export (TorchScript exporter: handles Faster R-CNN with NMS in-graph) to memory."""
     buf = io.BytesIO()
     dynamic = {n: {0: "detections"} for n in names} if len(names) == 3 and names[0] == "boxes" else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python control flow in torchvision
-        torch.onnx.export(graph_module(model), (example_input(model),), buf, input_names=["input"],
+        x = example_input(model, zeros=True)    # zeros: tracing draws nothing from torch's generator
+        torch.onnx.export(graph_module(model), (x,), buf, input_names=["input"],
                           output_names=names, opset_version=OPSET, dynamic_axes=dynamic, dynamo=False,
                           do_constant_folding=True)
     return onnx.load_from_string(buf.getvalue())

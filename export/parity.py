@@ -38,9 +38,6 @@ the gate is that the ONNX displays nothing on >= 99% of the frames either.
 """
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import torch
 
@@ -81,8 +78,12 @@ def frames(spec: dict, n: int, seed: int = 0) -> list[np.ndarray]:
     return phantom_set(spec, n, seed)[0]
 
 
-def _xywh(b) -> list[float]:
-    return [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]
+def _as_truth(boxes, labels) -> dict:
+    return {"boxes": np.asarray(boxes, np.float64).reshape(-1, 4), "labels": np.asarray(labels).reshape(-1)}
+
+
+def _as_detections(boxes, scores, labels) -> dict:
+    return {**_as_truth(boxes, labels), "scores": np.asarray(scores).reshape(-1)}
 
 
 def box_map(reference: list, candidate: list, gt_score: float = 0.5) -> dict:
@@ -92,48 +93,34 @@ def box_map(reference: list, candidate: list, gt_score: float = 0.5) -> dict:
     If the reference displays nothing on any frame (an untrained or weak model), mAP is undefined and
     parity is the share of frames on which the candidate displays nothing either.
     """
-    images, gts, dts = [], [], []
-    for i, ((rb, rs, rl), (cb, cs, cl)) in enumerate(zip(reference, candidate)):
-        images.append({"id": i + 1})
-        gts += [{"image_id": i + 1, "category_id": int(l), "iscrowd": 0, "bbox": _xywh(b),
-                 "area": float((b[2] - b[0]) * (b[3] - b[1]))} for b, s, l in zip(rb, rs, rl) if s >= gt_score]
-        dts += [{"image_id": i + 1, "category_id": int(l), "score": float(s), "bbox": _xywh(b)}
-                for b, s, l in zip(cb, cs, cl)]
-    result = {"gt_score": gt_score, "gt_boxes": len(gts), "detections": len(dts)}
-    if not gts:
+    truth = [_as_truth(np.asarray(rb).reshape(-1, 4)[np.asarray(rs).reshape(-1) >= gt_score],
+                       np.asarray(rl).reshape(-1)[np.asarray(rs).reshape(-1) >= gt_score])
+             for rb, rs, rl in reference]
+    dets = [_as_detections(*c) for c in candidate]
+    gt_boxes = sum(len(t["labels"]) for t in truth)
+    result = {"gt_score": gt_score, "gt_boxes": gt_boxes, "detections": sum(len(d["scores"]) for d in dets)}
+    if not gt_boxes:
         quiet = sum(not (c[1] >= gt_score).any() for c in candidate) / max(1, len(candidate))
         return {**result, "map": None, "displayed_agreement": quiet}
-    return {**result, "map": _coco_map(images, gts, dts)}
+    return {**result, "map": _coco_map(truth, dets)}
 
 
-def _coco_map(images: list, gts: list, dts: list) -> float:
-    """COCO mAP@[.5:.95] (0..100) by pycocotools."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+def _coco_map(truth: list[dict], detections: list[dict]) -> float:
+    """COCO mAP@[.5:.95] (0..100) by pycocotools, through the one COCO builder (`edge.training.coco`)."""
+    from edge.training.coco import detection_metrics
 
-    for k, g in enumerate(gts):
-        g["id"] = k + 1  # unique annotation ids, or pycocotools merges boxes
-    cats = sorted({g["category_id"] for g in gts} | {d["category_id"] for d in dts})
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO()
-        coco.dataset = {"images": images, "annotations": gts, "categories": [{"id": c} for c in cats]}
-        coco.createIndex()
-        ev = COCOeval(coco, coco.loadRes(dts) if dts else COCO(), "bbox")
-        ev.evaluate(), ev.accumulate(), ev.summarize()
-    return round(max(0.0, float(ev.stats[0])) * 100, 3)
+    ids = [int(v) for side in (truth, detections) for d in side for v in d["labels"]]
+    names = [str(i) for i in range(1, max(ids) + 1)]      # category ids are 1-based label ids
+    return round(max(0.0, detection_metrics(truth, detections, names)["mAP"] or 0.0) * 100, 3)
 
 
 def truth_map(truth: list, detections: list) -> float | None:
     """COCO mAP (0..100) of detections (boxes, scores, labels) per frame against the phantom's true
     (boxes, labels); None when no frame has a true box."""
-    images, gts, dts = [], [], []
-    for i, ((tb, tl), (db, ds, dl)) in enumerate(zip(truth, detections)):
-        images.append({"id": i + 1})
-        gts += [{"image_id": i + 1, "category_id": int(l), "iscrowd": 0, "bbox": _xywh(b),
-                 "area": float((b[2] - b[0]) * (b[3] - b[1]))} for b, l in zip(tb, tl)]
-        dts += [{"image_id": i + 1, "category_id": int(l), "score": float(s), "bbox": _xywh(b)}
-                for b, s, l in zip(db, ds, dl)]
-    return _coco_map(images, gts, dts) if gts else None
+    truth = [_as_truth(*t) for t in truth]
+    if not any(len(t["labels"]) for t in truth):
+        return None
+    return _coco_map(truth, [_as_detections(*d) for d in detections])
 
 
 def fp32_bound(ref: np.ndarray) -> float:

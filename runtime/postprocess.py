@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge.tasks import DETECTION, MULTI_LABEL, SINGLE_LABEL
+from edge.tasks import DETECTION, MULTI_LABEL, activation_for
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -93,7 +93,7 @@ def class_scores(outputs: dict, logits_name: str | None, cam_name: str | None) -
 
 def activate(scores: np.ndarray, kind: str, activation: str | None = None) -> np.ndarray:
     """Confidences from raw scores: softmax (single label), sigmoid (multi label) or as they are."""
-    activation = activation or {SINGLE_LABEL: "softmax", MULTI_LABEL: "sigmoid"}.get(kind, "none")
+    activation = activation or activation_for(kind)
     return {"softmax": softmax, "sigmoid": sigmoid}.get(activation, lambda x: x)(scores)
 
 

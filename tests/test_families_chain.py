@@ -23,7 +23,7 @@ FAMILIES = [  # (model, task, input size, create_model overrides)
 @pytest.mark.parametrize("name,task,size,kw", FAMILIES, ids=[f[0] for f in FAMILIES])
 def test_family_compresses_exports_and_runs(name, task, size, kw, tmp_path):
     import runtime
-    from compress import sweep
+    from compress import SweepSettings, sweep
     from edge.checkpoint import save_checkpoint
     from edge.data.dataset import PhantomDataset
     from edge.models import create_model
@@ -35,7 +35,7 @@ def test_family_compresses_exports_and_runs(name, task, size, kw, tmp_path):
     ckpt = save_checkpoint(tmp_path / f"{name}.pt", model)
     sets = (PhantomDataset(task, spec, seed=0, n=8, size=size, augment=True),
             PhantomDataset(task, spec, seed=1, n=4, size=size))
-    report = sweep(ckpt, sets, ratios=(0.3,), method="structured", int8=True, out=tmp_path / "c", **FAST)
+    report = sweep(ckpt, sets, tmp_path / "c", SweepSettings(ratios=(0.3,), method="structured", int8=True, **FAST))
     rows = {v["name"]: v for v in report["variants"]}
     assert set(rows) == {"baseline", "structured-30", "structured-30-int8", "int8"}
     assert rows["structured-30"]["achieved"] == pytest.approx(0.3, abs=0.08)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import sys
 
 import typer
@@ -36,11 +37,41 @@ def _register_commands() -> None:
 _register_commands()
 
 
-# Top-level modules an extra of pyproject.toml brings: a host verb run on a device install (no torch)
-# is a missing install step, said in one line, not an ImportError traceback.
-EXTRA_OF = {**dict.fromkeys(("torch", "torchvision", "torch_pruning", "modelopt", "onnx", "onnxconverter_common",
-                             "onnxslim", "pycocotools", "matplotlib", "sklearn", "tqdm"), "train"),
-            "pycuda": "jetson"}
+_EXTRA_MARKER = re.compile(r"""^\s*([A-Za-z0-9][A-Za-z0-9._-]*)[^;]*;.*\bextra\s*==\s*["']([^"']+)["']""")
+
+
+def _canonical(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def extra_of() -> dict[str, str]:
+    """{top-level module: the extra of pyproject.toml that installs it}, from the installed edgekit's metadata.
+
+    A host verb run on a device install (no torch) is a missing install step, said in one line, not an
+    ImportError traceback. Distribution names map to the modules they install where installed
+    (`scikit-learn` -> `sklearn`); a distribution that is not installed (the very case this is for) maps
+    to its own name as a module (`torch-pruning` -> `torch_pruning`). Without edgekit's metadata (run
+    from a bare source tree) the table is empty and a missing module keeps its traceback.
+    Read only when a module is missing: scanning every installed distribution takes a third of a second.
+    """
+    from importlib import metadata
+
+    try:
+        requires = metadata.requires("edgekit") or []
+    except metadata.PackageNotFoundError:
+        return {}
+    modules: dict[str, list[str]] = {}
+    for module, dists in metadata.packages_distributions().items():
+        for dist in dists:
+            modules.setdefault(_canonical(dist), []).append(module)
+    table: dict[str, str] = {}
+    for req in requires:
+        m = _EXTRA_MARKER.match(req)
+        if m:
+            dist, extra = _canonical(m.group(1)), m.group(2)
+            for module in modules.get(dist) or [dist.replace("-", "_")]:
+                table.setdefault(module, extra)
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except ModuleNotFoundError as exc:
         module = (exc.name or "").split(".")[0]
-        if module not in EXTRA_OF:
+        extra = extra_of().get(module)
+        if extra is None:
             raise
-        extra = EXTRA_OF[module]
         print(f"error: this command needs {module}, which this install lacks; install the {extra} extra: "
               f"pip install -e \".[{extra}]\"", file=sys.stderr)
         return 1

@@ -31,14 +31,13 @@ def compress_cmd(
 ):
     """Prune (and INT8-QAT) a checkpoint at every ratio; write checkpoints and a sweep report to --out."""
     ratios = parse_floats(prune, "--prune", low=0.0, high=1.0) if prune else None
-    from compress.recipe import check_request
-
-    check_request(method, ratios, importance)   # refuse a bad request before loading anything heavy
+    from compress.recipe import SweepSettings, sweep
     from compress.report import to_markdown
-    from compress.recipe import sweep
 
-    report = sweep(checkpoint, data, ratios, method, int8, epochs, out, lr=lr, batch_size=batch_size,
-                   importance=importance, latency_rounds=latency_rounds, qat_epochs=qat_epochs)
+    # SweepSettings refuses a bad request in one line before anything heavy loads
+    settings = SweepSettings(ratios=ratios, method=method, int8=int8, finetune_epochs=epochs, qat_epochs=qat_epochs,
+                             lr=lr, batch_size=batch_size, importance=importance, latency_rounds=latency_rounds)
+    report = sweep(checkpoint, data, out, settings)
     if json_out:
         print_json(report)
     else:

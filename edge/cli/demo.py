@@ -40,9 +40,9 @@ def demo_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON instead of Markdown."),
 ):
     """Phantom data -> train the four FPUS23 models -> prune + INT8 -> bundles -> runtime loop, with reports."""
-    from edge.demo import check_out
+    from export.atomic import check_destination
 
-    check_out(out, force)          # refuse before torch loads (without torch: edge.cli.main says what to install)
+    check_destination(out, force)  # refuse before torch loads (without torch: edge.cli.main says what to install)
     _quiet_libraries()
     from edge.demo import demo
     from edge.demo.text import render

@@ -19,23 +19,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from pathlib import Path
 
 from edge.demo.plan import FULL, QUICK, DemoPlan
 from edge.errors import BadInputError
 
-__all__ = ["demo", "DemoPlan", "FULL", "QUICK", "check_out"]
-
-
-def check_out(out, force: bool = False) -> Path:
-    """Refuse an `out` that is a file, or a non-empty folder unless `force` (then files are replaced)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out} is a file, not a directory; choose another path")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise BadInputError(f"--out {out} exists and is not empty; choose a new folder or pass --force "
-                            f"to write over it")
-    return out
+__all__ = ["demo", "DemoPlan", "FULL", "QUICK"]
 
 
 class _Clock:
@@ -62,7 +50,9 @@ def demo(out="edgekit-demo", quick: bool = False, force: bool = False, frames: i
         if frames < 1:
             raise BadInputError(f"--frames {frames}: need at least 1")
         plan = dataclasses.replace(plan, run_frames=frames)
-    out = check_out(out, force)
+    from export.atomic import check_destination
+
+    out = check_destination(out, force)       # a file, or a non-empty folder without force: refused
     from edge.demo import steps
     from edge.demo.text import render
     from edge.training.batches import torch_threads       # torch: a missing install fails before any write

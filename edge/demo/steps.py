@@ -94,7 +94,7 @@ def train_models(plan, data: dict, ckpt_dir: Path, seed: int, say) -> dict:
 
 def compress_models(plan, data: dict, trained: dict, out: Path, say) -> dict:
     """Step 3: `compress.sweep` at one structured ratio, with INT8 (QAT; the detector: calibration only); keeps the report's figures."""
-    from compress.recipe import sweep
+    from compress.recipe import SweepSettings, sweep
     from compress.report import to_markdown
 
     results = {}
@@ -104,11 +104,11 @@ def compress_models(plan, data: dict, trained: dict, out: Path, say) -> dict:
         n = plan.compress_frames if name != "detection" else min(plan.compress_frames, plan.detector_frames)
         _, train_set, test_set = datasets_for(plan, name, t["preprocess"], data, n_train=n)
         batch = plan.detector_batch if name == "detection" else plan.batch_size
-        report = sweep(t["checkpoint"], (train_set, test_set), ratios=(plan.ratio,), method="structured",
-                       int8=int8, finetune_epochs=plan.finetune_epochs, out=out / name, batch_size=batch,
-                       calib_samples=min(256, len(train_set)), latency_rounds=plan.latency_rounds,
-                       progress=False, unpruned_int8=plan.unpruned_int8,
-                       qat_epochs=plan.detector_qat_epochs if name == "detection" else None)
+        report = sweep(t["checkpoint"], (train_set, test_set), out / name, SweepSettings(
+            ratios=(plan.ratio,), method="structured", int8=int8, finetune_epochs=plan.finetune_epochs,
+            batch_size=batch, calib_samples=min(256, len(train_set)), latency_rounds=plan.latency_rounds,
+            progress=False, unpruned_int8=plan.unpruned_int8,
+            qat_epochs=plan.detector_qat_epochs if name == "detection" else None))
         rows = {v["name"]: v for v in report["variants"]}
         pruned = f"structured-{round(plan.ratio * 100)}"
         results[name] = {

@@ -10,7 +10,8 @@ Each family module registers its variants with `@register_model`; users call::
     ['resnet10', 'resnet18']
 
 A builder takes `(task, input_size, in_chans, **kwargs)` and returns an `nn.Module`; `create_model`
-attaches the `ModelConfig` as `model.edge_config`.
+attaches the `ModelConfig` as `model.edge_config`. Each entry names its default task (what a model
+built without one predicts: `edgekit report densenet169`, a plain state_dict loaded as `sononet16`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Callable
 
 from edge.errors import BadInputError, UnknownNameError, closest
 from edge.models.config import ModelConfig
-from edge.tasks import Task, get_task
+from edge.tasks import DETECTION, Task, get_task
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,18 @@ class ModelEntry:
     tasks: tuple[str, ...]        # task kinds it serves: single_label, multi_label, detection
     default_size: tuple[int, int]
     description: str
+    default_task: str             # the task a model built without one is for
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(*, family: str, kinds: tuple[str, ...], default_size=(224, 224), description: str = ""):
-    """Register a builder under its function name. Checked now, so a slip fails at import, not in use."""
+def register_model(*, family: str, kinds: tuple[str, ...], default_size=(224, 224), description: str = "",
+                   default_task: str | None = None):
+    """Register a builder under its function name. Checked now, so a slip fails at import, not in use.
+
+    `default_task` (default: `detection` for detectors, else `plane`) must be a task of one of `kinds`.
+    """
 
     def wrap(fn: Callable) -> Callable:
         params = list(inspect.signature(fn).parameters)
@@ -46,8 +52,12 @@ def register_model(*, family: str, kinds: tuple[str, ...], default_size=(224, 22
             raise TypeError(f"model builder {fn.__name__} must take (task, input_size, in_chans, ...)")
         if fn.__name__ in _MODELS:
             raise ValueError(f"model {fn.__name__!r} is registered twice")
+        task = default_task or ("detection" if DETECTION in kinds else "plane")
+        if get_task(task).kind not in kinds:
+            raise ValueError(f"model {fn.__name__!r}: default task {task!r} is a {get_task(task).kind} task, "
+                             f"not one of its kinds {tuple(kinds)}")
         _MODELS[fn.__name__] = ModelEntry(fn.__name__, fn, family, tuple(kinds), tuple(default_size),
-                                          description or (fn.__doc__ or "").strip().splitlines()[0])
+                                          description or (fn.__doc__ or "").strip().splitlines()[0], task)
         return fn
 
     return wrap

@@ -158,19 +158,15 @@ def proposal_box(heat: torch.Tensor, frame_size, rule: str = "median") -> tuple[
 KINDS = (SINGLE_LABEL, MULTI_LABEL)
 
 
-@register_model(family="softproposal", kinds=KINDS)
+@register_model(family="softproposal", kinds=KINDS, default_task="anatomy")
 def resnet18_sp(task, input_size, in_chans, output_stride=32, iterations=20):
     """ResNet18-SP: the best network of seed 000 (ResNet18 + soft-proposal layer)."""
     model = ResNetSP((2, 2, 2, 2), (64, 128, 256, 512), task.num_classes, in_chans, output_stride, iterations)
     return model, make_preprocess(input_size, grey=in_chans == 1), ("logits", "cam")
 
 
-@register_model(family="softproposal", kinds=KINDS)
+@register_model(family="softproposal", kinds=KINDS, default_task="anatomy")
 def vgg16_sp(task, input_size, in_chans, iterations=20):
     """VGG16-SP: VGG16-BN features without the last pool + soft-proposal layer (seed 000)."""
     return VGGSP(task.num_classes, in_chans, iterations), make_preprocess(input_size, grey=in_chans == 1), \
         ("logits", "cam")
-
-
-for _builder in (resnet18_sp, vgg16_sp):
-    _builder.default_task = "anatomy"

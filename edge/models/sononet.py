@@ -100,6 +100,7 @@ class SonoNet(nn.Module):
 
 
 KINDS = (SINGLE_LABEL, MULTI_LABEL)
+DEFAULT_TASK = "standard_plane"      # what `load_model(path, model="sononet16")` assumes
 
 
 def _sononet(width, task, input_size, in_chans, roi=README_ROI):
@@ -110,23 +111,19 @@ def _sononet(width, task, input_size, in_chans, roi=README_ROI):
     return model, spec, ("logits", "cam")
 
 
-@register_model(family="sononet", kinds=KINDS, default_size=(288, 224))
+@register_model(family="sononet", kinds=KINDS, default_size=(288, 224), default_task=DEFAULT_TASK)
 def sononet16(task, input_size, in_chans, **kw):
     """SonoNet-16: widths 16-32-64-128-128, adaptation 64; the released checkpoint's architecture."""
     return _sononet(16, task, input_size, in_chans, **kw)
 
 
-@register_model(family="sononet", kinds=KINDS, default_size=(288, 224))
+@register_model(family="sononet", kinds=KINDS, default_size=(288, 224), default_task=DEFAULT_TASK)
 def sononet32(task, input_size, in_chans, **kw):
     """SonoNet-32: widths 32-64-128-256-256, adaptation 128."""
     return _sononet(32, task, input_size, in_chans, **kw)
 
 
-@register_model(family="sononet", kinds=KINDS, default_size=(288, 224))
+@register_model(family="sononet", kinds=KINDS, default_size=(288, 224), default_task=DEFAULT_TASK)
 def sononet64(task, input_size, in_chans, **kw):
     """SonoNet-64: widths 64-128-256-512-512 (VGG16 without the last pool), adaptation 256."""
     return _sononet(64, task, input_size, in_chans, **kw)
-
-
-for _builder in (sononet16, sononet32, sononet64):
-    _builder.default_task = "standard_plane"      # what `load_model(path, model="sononet16")` assumes

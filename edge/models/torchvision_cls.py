@@ -72,41 +72,37 @@ def _classifier(arch, task, input_size, in_chans):
     return build(arch, task.num_classes, in_chans), spec, ("logits",)
 
 
-@register_model(family="torchvision", kinds=KINDS)
+@register_model(family="torchvision", kinds=KINDS, default_task="fetal_planes")
 def tv_resnet18(task, input_size, in_chans):
     """torchvision ResNet-18, 1-channel stem (FETAL_PLANES_DB)."""
     return _classifier("resnet18", task, input_size, in_chans)
 
 
-@register_model(family="torchvision", kinds=KINDS)
+@register_model(family="torchvision", kinds=KINDS, default_task="fetal_planes")
 def tv_resnet50(task, input_size, in_chans):
     """torchvision ResNet-50, 1-channel stem (FETAL_PLANES_DB)."""
     return _classifier("resnet50", task, input_size, in_chans)
 
 
-@register_model(family="torchvision", kinds=KINDS)
+@register_model(family="torchvision", kinds=KINDS, default_task="fetal_planes")
 def densenet121(task, input_size, in_chans):
     """torchvision DenseNet-121, 1-channel stem (FETAL_PLANES_DB)."""
     return _classifier("densenet121", task, input_size, in_chans)
 
 
-@register_model(family="torchvision", kinds=KINDS)
+@register_model(family="torchvision", kinds=KINDS, default_task="fetal_planes")
 def densenet169(task, input_size, in_chans):
     """torchvision DenseNet-169, 1-channel stem: the seed's best plane classifier."""
     return _classifier("densenet169", task, input_size, in_chans)
 
 
-@register_model(family="torchvision", kinds=KINDS)
+@register_model(family="torchvision", kinds=KINDS, default_task="fetal_planes")
 def mobilenet_v2(task, input_size, in_chans):
     """torchvision MobileNetV2, 1-channel stem (FETAL_PLANES_DB's fast option)."""
     return _classifier("mobilenet_v2", task, input_size, in_chans)
 
 
-@register_model(family="torchvision", kinds=KINDS)
+@register_model(family="torchvision", kinds=KINDS, default_task="fetal_planes")
 def mobilenet_v3_small(task, input_size, in_chans):
     """torchvision MobileNetV3-Small, 1-channel stem: the smallest of the family for Jetson Nano."""
     return _classifier("mobilenet_v3_small", task, input_size, in_chans)
-
-
-for _builder in (tv_resnet18, tv_resnet50, densenet121, densenet169, mobilenet_v2, mobilenet_v3_small):
-    _builder.default_task = "fetal_planes"

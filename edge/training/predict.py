@@ -2,7 +2,6 @@
 next to what the data says, as numpy (the metric modules stay torch-free)."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from edge.tasks import DETECTION, MULTI_LABEL
@@ -37,7 +36,3 @@ def predict(model, loader, kind: str, bar=None) -> tuple[list, list]:
     finally:
         model.train(was_training)
     return preds, targets
-
-
-def stack(rows: list) -> np.ndarray:
-    return np.stack(rows) if rows else np.zeros((0,))

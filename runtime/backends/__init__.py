@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from edge.errors import UnknownNameError, UnsupportedError, closest
 from runtime.backends.base import Backend, check_tensor
-from runtime.backends.engines import DeviceFacts, engine_mismatch, select_engine
 from runtime.backends.ort import OnnxRuntimeBackend, OnnxRuntimeCudaBackend, OnnxRuntimeTensorRTBackend
 from runtime.backends.tensorrt import TensorRTBackend
+from runtime.engines import DeviceFacts, engine_mismatch, select_engine  # re-exported; owned there
 
 BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (
     OnnxRuntimeBackend, OnnxRuntimeCudaBackend, OnnxRuntimeTensorRTBackend, TensorRTBackend)}

@@ -2,16 +2,17 @@
 
 TensorRT and pycuda come with the device (JetPack, `edgekit[jetson]`), never with a host install, so
 both are imported only when this backend is built; without them (or without a GPU) it says what is
-missing. The engine is chosen by `select_engine`, which refuses one built for another GPU or TensorRT
-version. Kept thin on purpose (TensorRT 10/11 named-tensor API, static output shapes).
+missing. The engine is chosen by `runtime.engines.select_engine` (the one owner of device facts and
+engine matching), which refuses one built for another GPU or TensorRT release. Kept thin on purpose
+(TensorRT 10/11 named-tensor API, static output shapes).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from edge.errors import UnsupportedError
-from runtime.backends.base import Backend
-from runtime.backends.engines import DeviceFacts, select_engine
+from runtime.backends.base import Backend, check_graph
+from runtime.engines import DeviceFacts, device_facts, select_engine
 
 
 def import_tensorrt():
@@ -37,14 +38,6 @@ def import_tensorrt():
     return trt, cuda
 
 
-def device_facts() -> DeviceFacts:
-    """This machine's GPU 0 and TensorRT version, as engines are recorded in the manifest."""
-    trt, cuda = import_tensorrt()
-    dev = cuda.Device(0)
-    major, minor = dev.compute_capability()
-    return DeviceFacts(gpu=dev.name(), compute_capability=f"{major}.{minor}", tensorrt=trt.__version__)
-
-
 class TensorRTBackend(Backend):
     """A model's TensorRT engine on GPU 0, fed through page-locked host and device buffers."""
 
@@ -53,7 +46,7 @@ class TensorRTBackend(Backend):
     def __init__(self, model, device: DeviceFacts | None = None, bundle_hint: str = "BUNDLE"):
         super().__init__(model)
         self._trt, self._cuda = import_tensorrt()
-        self.engine_entry = select_engine(model, device or device_facts(), bundle_hint)
+        self.engine_entry = select_engine(model, device or device_facts(self._trt), bundle_hint)
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -73,11 +66,26 @@ class TensorRTBackend(Backend):
             if self.engine is None:
                 raise UnsupportedError(f"TensorRT could not load {self.engine_entry.file.name}; run "
                                        f"`edgekit build-engines BUNDLE` on this device")
+            self._check_io()
             self.context = self.engine.create_execution_context()
             self.stream = cuda.Stream()
             self._allocate()
         finally:
             self._ctx.pop()
+
+    def _check_io(self) -> None:
+        """The engine's tensors must be the manifest's (names, dtypes, ranks, static dims): `check_graph`."""
+        trt, engine = self._trt, self.engine
+        io = {True: [], False: []}
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            try:
+                dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name
+            except TypeError:  # a type numpy lacks (bfloat16, fp8): the manifest cannot name it either
+                dtype = str(engine.get_tensor_dtype(name))
+            io[engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT].append(
+                (name, [int(d) for d in engine.get_tensor_shape(name)], dtype))
+        check_graph(self.model, self.engine_entry.file.name, io[True], io[False])
 
     def _allocate(self) -> None:
         trt, cuda = self._trt, self._cuda

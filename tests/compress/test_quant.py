@@ -63,11 +63,11 @@ def test_non_plain_state_is_caught():
 def test_int8_onnx_has_qdq_and_runs_in_onnxruntime(qat_ckpt, tmp_path):
     import onnx
 
-    from compress.latency import export_onnx, ort_session
+    from compress.latency import ort_session, write_onnx
     from compress.quant import count_qdq, load_quantized
 
     model, _ = load_quantized(qat_ckpt[0])
-    path = export_onnx(model, tmp_path / "q.onnx")
+    path = write_onnx(model, tmp_path / "q.onnx")
     assert count_qdq(onnx.load(str(path))) >= 10
     x = torch.rand(1, 1, 32, 32)
     got = ort_session(path).run(None, {"input": x.numpy()})[0]

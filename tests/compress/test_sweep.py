@@ -11,6 +11,12 @@ from tests.conftest import run_cli
 FAST = dict(finetune_epochs=1, batch_size=8, calib_samples=16, latency_rounds=2, progress=False)
 
 
+def _fast(**changes):
+    from compress import SweepSettings
+
+    return SweepSettings(**FAST, **changes)
+
+
 def _check_outputs(out, report, names):
     from compress.quant import load_quantized
 
@@ -27,27 +33,39 @@ def _check_outputs(out, report, names):
         assert (v["latency_ms"]["qdq_pairs"] > 0) == (v["precision"] == "int8")
 
 
-def test_structured_sweep_writes_every_variant(plane_ckpt, plane_sets, tmp_path):
+def test_structured_sweep_writes_every_variant(plane_ckpt, plane_sets, tmp_path, monkeypatch):
+    import export.onnx
     from compress import sweep
 
-    report = sweep(plane_ckpt, plane_sets, ratios=(0.5,), method="structured", int8=True, out=tmp_path, **FAST)
+    written, ship = [], export.onnx.export_onnx
+
+    def shipped_writer(model, path, precision):          # the sweep must time what export writes
+        written.append(precision)
+        return ship(model, path, precision)
+
+    monkeypatch.setattr(export.onnx, "export_onnx", shipped_writer)
+    report = sweep(plane_ckpt, plane_sets, tmp_path, _fast(ratios=(0.5,), method="structured", int8=True))
+    assert written == ["fp32", "fp32", "int8", "int8"]
     _check_outputs(tmp_path, report, ["baseline", "structured-50", "structured-50-int8", "int8"])
     rows = {v["name"]: v for v in report["variants"]}
     assert rows["structured-50"]["macs"] < 0.7 * rows["baseline"]["macs"]
     assert rows["structured-50"]["delta_points"] is not None and rows["baseline"]["speedup"] == 1.0
     hist = torch.load(rows["structured-50-int8"]["checkpoint"], weights_only=True)["compression"]
     assert [h["step"] for h in hist] == ["prune", "qat"]
+    assert report["settings"] == {"finetune_epochs": 1, "lr": 5e-4, "qat_lr": 5e-4 / 10, "batch_size": 8,
+                                  "calib_samples": 16, "split_seed": 0, "train_frames": len(plane_sets[0]),
+                                  "test_frames": len(plane_sets[1])}
 
 
 def test_unstructured_and_2_4_sweeps_report_sparse_sizes(plane_ckpt, plane_sets, tmp_path):
     from compress import sweep
 
-    rep = sweep(plane_ckpt, plane_sets, ratios=(0.7,), method="unstructured", int8=False, out=tmp_path / "u", **FAST)
+    rep = sweep(plane_ckpt, plane_sets, tmp_path / "u", _fast(ratios=(0.7,), method="unstructured", int8=False))
     _check_outputs(tmp_path / "u", rep, ["baseline", "unstructured-70"])
     row = rep["variants"][1]
     assert row["nonzero_weights"] == pytest.approx(0.3 * row["prunable_weights"], abs=1)
     assert row["sparse_bytes"]["csr"]["fp32"] < row["weights_bytes"]["fp32"]          # 30% kept: CSR pays
-    rep = sweep(plane_ckpt, plane_sets, ratios=None, method="2:4", int8=False, out=tmp_path / "s", **FAST)
+    rep = sweep(plane_ckpt, plane_sets, tmp_path / "s", _fast(method="2:4", int8=False))
     _check_outputs(tmp_path / "s", rep, ["baseline", "2:4"])
     assert any("sparse tensor cores" in n for n in rep["notes"])
     assert rep["variants"][1]["sparse_bytes"]["2:4"]["fp32"] < rep["variants"][1]["weights_bytes"]["fp32"]

@@ -31,7 +31,8 @@ def test_user_errors_are_one_line_and_exit_1(args, needle):
 def test_cli_and_device_packages_work_where_torch_cannot_be_imported(no_torch_env):
     check = subprocess.run([sys.executable, "-c", "import torch"], env=no_torch_env, capture_output=True)
     assert check.returncode != 0, "the torch block did not take effect"
-    code = "import edge, edge.cli, edge.tasks, edge.errors, edge.preprocess, runtime, targets; print('ok')"
+    code = ("import edge, edge.cli, edge.tasks, edge.errors, edge.inputs, edge.preprocess, runtime, targets; "
+            "print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], env=no_torch_env, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
     help_ = run_cli("--help", env=no_torch_env)
@@ -44,6 +45,24 @@ def test_host_verbs_on_a_device_install_say_which_extra_to_install(no_torch_env,
         lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert len(lines) == 1 and "needs torch" in lines[0] and '".[train]"' in lines[0], proc.stderr
+
+
+def test_the_extra_per_module_comes_from_the_installed_metadata(monkeypatch):
+    from importlib import metadata
+
+    from edge.cli import extra_of
+
+    table = extra_of()
+    assert table["torch"] == "train" and table["torchvision"] == "train"
+    assert table["pycuda"] == "jetson"            # not installed here: its distribution name stands in
+    assert table["sklearn"] == "train"            # installed: scikit-learn's module, from its metadata
+    assert "numpy" not in table and "typer" not in table      # base dependencies need no extra
+
+    def no_edgekit(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "requires", no_edgekit)
+    assert extra_of() == {}                       # a bare source tree: a missing module keeps its traceback
 
 
 def test_models_lists_the_zoo():

@@ -15,7 +15,7 @@ def test_all_registered_with_224_default_and_the_fetal_planes_default_task():
     for name in NAMES:
         entry = get_entry(name)
         assert entry.default_size == (224, 224) and entry.family == "torchvision"
-        assert entry.builder.default_task == "fetal_planes"
+        assert entry.default_task == "fetal_planes"
 
 
 @pytest.mark.parametrize("name", NAMES)

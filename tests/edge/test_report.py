@@ -41,3 +41,14 @@ def test_peak_activation_counts_an_inplace_tensor_once():
     model = torch.nn.Sequential(torch.nn.ReLU(inplace=True))
     rep = model_report(model, (32, 32))
     assert rep["activation_bytes"] == 32 * 32 * 4
+
+
+def test_report_of_a_zoo_name_builds_its_default_task_head():
+    # densenet169's default task is fetal_planes (6 classes); the report once built a 4-class plane head
+    from edge.report import report
+
+    rep = report("densenet169", input_size=(32, 32))
+    head = [layer for layer in rep["layers"] if layer["type"] == "Linear"][-1]
+    assert head["output_shape"] == [1, 6]
+    sono = report("sononet16", input_size=(64, 64))
+    assert sono["layers"][-1]["output_shape"][1] == 14          # standard_plane: 13 planes + background

@@ -51,3 +51,21 @@ def test_resnet8_is_the_papers_three_stage_net():
     m = create_model("resnet8", task="plane")
     convs = [n for n, mod in m.named_modules() if isinstance(mod, torch.nn.Conv2d) and "downsample" not in n]
     assert len(convs) == 7 and m.fc.in_features == 256 and m.fc.out_features == 4
+
+
+def test_every_entry_names_a_default_task_it_serves():
+    defaults = {name: get_entry(name).default_task for name in list_models()}
+    assert all(get_task(t).kind in get_entry(n).tasks for n, t in defaults.items())
+    assert defaults["sononet16"] == "standard_plane" and defaults["resnet18_sp"] == "anatomy"
+    assert defaults["densenet169"] == "fetal_planes" and defaults["fasterrcnn_resnet10"] == "detection"
+    assert defaults["resnet8"] == "plane"
+
+
+def test_register_model_refuses_a_default_task_of_another_kind():
+    from edge.models.registry import register_model
+
+    with pytest.raises(ValueError, match="default task 'detection' is a detection task"):
+        @register_model(family="test", kinds=("single_label",), default_task="detection")
+        def _never_registered(task, input_size, in_chans):
+            raise AssertionError("not built")
+    assert "_never_registered" not in list_models()
