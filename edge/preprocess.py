@@ -61,7 +61,9 @@ def crop_roi(frame: np.ndarray, roi) -> np.ndarray:
     h, w = frame.shape[:2]
     out = frame[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
     if out.size == 0:
-        raise BadInputError(f"ROI {list(roi)} lies outside the {w}x{h} frame; fix the model's preprocess.roi")
+        raise BadInputError(f"ROI [y0, y1, x0, x1] = {list(roi)} lies outside the {w}x{h} (width x height) "
+                            f"frame; use a source with the frames the model was exported for, or re-export "
+                            f"with a preprocess.roi inside them")
     return out
 
 

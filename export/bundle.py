@@ -16,14 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge import __version__
+from edge import __version__, utc_now
 from edge.errors import BadInputError
 from edge.tasks import DETECTION
-from export.atomic import check_destination, staged_dir
-from export.manifest import (MANIFEST, SCHEMA_VERSION, fallback_entry, model_entry, now, validate,
-                             write_manifest)
+from export.atomic import check_destination, claim, staged_dir
+from export.manifest import MANIFEST, SCHEMA_VERSION, fallback_entry, model_entry, validate, write_manifest
 
-BYTES_PER = {"fp32": 4, "fp16": 2, "int8": 1}
 PARITY_FRAMES = {"classifier": 100, "detection": 32}
 
 
@@ -52,6 +50,8 @@ def _stats(model) -> dict:
 
 def model_bytes(stats: dict, precision: str) -> int:
     """Weights plus the peak activation working set at `precision` (what the memory check weighs)."""
+    from edge.report import BYTES_PER
+
     return int(stats["weights_bytes"][precision] + stats["activation_bytes"] * BYTES_PER[precision] / 4)
 
 
@@ -82,7 +82,13 @@ def export_bundle(checkpoints: list, target: str, precision: str, out, force: bo
     check_destination(out, force)
     if not checkpoints:
         raise BadInputError("no checkpoints given; pass one or more .pt files written by edgekit")
+    with claim(out, force):         # from here a second export of the same --out is refused
+        return _export(checkpoints, t, precision, out, force, parity_frames, log, model)
+
+
+def _export(checkpoints, t, precision, out, force, parity_frames, log, model) -> dict:
     from export.source import load_for_export, require_int8_ready
+    from targets import check_request
 
     loaded = []
     for path in checkpoints:
@@ -110,7 +116,7 @@ def export_bundle(checkpoints: list, target: str, precision: str, out, force: bo
                 log(f"{name}: fallback -> {name}.{fallback}.onnx")
                 entry["fallbacks"] = [fallback_entry(*_export_one(twin, name, fallback, kind, tmp, parity_frames))]
             entries.append(entry)
-        manifest = {"schema_version": SCHEMA_VERSION, "edgekit_version": __version__, "created": now(),
+        manifest = {"schema_version": SCHEMA_VERSION, "edgekit_version": __version__, "created": utc_now(),
                     "target": t.name, "precision": precision, "warnings": check.warnings, "models": entries}
         validate(manifest)
         write_manifest(tmp / MANIFEST, manifest)

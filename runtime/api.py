@@ -6,15 +6,13 @@
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
-from pathlib import Path
 
-from edge.errors import EdgekitError
+from edge.errors import EdgekitError, UnknownNameError, UnsupportedError
 from runtime.bundle import load_bundle
 from runtime.loop import run_loop
-from runtime.outputs import JsonLines, make_outputs
+from runtime.outputs import JsonLines, check_output_path, make_outputs, write_json_atomic
 from runtime.pipeline import Pipeline
 from runtime.sources import open_source
 from runtime.stats import RunStats, percentiles
@@ -26,7 +24,13 @@ def _stderr(message: str) -> None:
 
 def run(bundle, source: str = "phantom", backend: str = "auto", headless: bool = False,
         frames: int | None = None, json_out=None, smooth: float = 0.0, record=None, log=_stderr) -> dict:
-    """Run every model of `bundle` on `source` in real time; returns the end-of-run summary."""
+    """Run every model of `bundle` on `source` in real time; returns the end-of-run summary, with
+    "signal" set when Ctrl-C, SIGTERM or SIGHUP stopped it (see `runtime.loop`).
+
+    Output paths are checked before anything runs; files are opened at the first frame, so a run
+    that fails before one leaves an existing `json_out` untouched (see `runtime.outputs`)."""
+    check_output_path(json_out, "--json-out")
+    check_output_path(record, "--record", kind="dir")
     b = load_bundle(bundle)
     src = open_source(source)
     outputs = make_outputs(headless=headless, json_out=json_out, record=record)
@@ -93,10 +97,12 @@ class _Collect:
 def bench_backend(bundle, backend: str, frames: int, source, rounds: int = 4, log=_stderr) -> dict:
     """One backend: bare inference and the real loop on `source` (a spec, or a function returning a
     fresh Source), in alternating blocks so drifting machine load hits both alike; the ratio of their
-    medians is what the loop adds to inference."""
+    medians is what the loop adds to inference. A stop signal during a loop block ends the rounds
+    there; the entry then says so under "signal"."""
     make_source = (lambda: open_source(source)) if isinstance(source, str) else source
     per_round = max(1, frames // rounds)
     stats, bare = RunStats(), {}
+    stopped_by = None
     with Pipeline(bundle, backend=backend) as pipe:
         image = _first_frame(make_source)
         counts, seconds = {"captured": 0, "dropped": 0, "failures": 0, "reconnects": 0}, 0.0
@@ -106,6 +112,9 @@ def bench_backend(bundle, backend: str, frames: int, source, rounds: int = 4, lo
             summary = run_loop(pipe, make_source(), [_Collect(stats)], frames=per_round, log=log)
             counts = {k: counts[k] + summary[k] for k in counts}
             seconds += summary["seconds"]
+            stopped_by = summary.get("signal")
+            if stopped_by:
+                break
         loop = stats.summary(counts, pipe.device_memory())
         loop.update(seconds=round(seconds, 3), fps=round(stats.frames / seconds, 2) if seconds else 0.0)
         entry = {"backend": pipe.backend_name, "reason": pipe.backend_reason, "describe": pipe.describe(),
@@ -115,23 +124,31 @@ def bench_backend(bundle, backend: str, frames: int, source, rounds: int = 4, lo
                  bare_infer_sum_p50_ms=bare_frame.get("p50", 0.0), bare_frame_ms=bare_frame, loop=loop)
     if loop["latency_ms"] and entry["bare_infer_sum_p50_ms"] > 0:
         entry["e2e_over_bare_p50"] = round(loop["latency_ms"]["p50"] / entry["bare_infer_sum_p50_ms"], 3)
+    if stopped_by:
+        entry["signal"] = stopped_by
     return entry
 
 
 def bench(bundle, backends=("auto",), frames: int = 200, out=None, source: str = "phantom",
           log=_stderr) -> dict:
-    """The same pipeline for `frames` frames on each backend, side by side; written to `out` as JSON.
-    A backend that cannot run here is reported with its reason instead of stopping the others."""
+    """The same pipeline for `frames` frames on each backend, side by side; written to `out` as
+    strict JSON, atomically (a temporary file beside it, renamed into place). A backend that cannot
+    run here is reported with its reason instead of stopping the others; a stop signal (Ctrl-C,
+    SIGTERM, SIGHUP) ends the bench after the backend in progress, with "signal" in the report."""
+    check_output_path(out, "--out")
     b = load_bundle(bundle)
     report = {"bundle": str(b.path), "source": source, "frames": frames,
               "models": [m.name for m in b.models], "backends": {}}
     for name in backends:
         try:
             report["backends"][name] = bench_backend(b, name, frames, source, log=log)
-        except EdgekitError as exc:
-            report["backends"][name] = {"error": str(exc)}
+        except (UnsupportedError, UnknownNameError) as exc:  # this backend cannot run here; a bad bundle
+            report["backends"][name] = {"error": str(exc)}   # or source stops the whole bench
             log(f"bench: {name}: {exc}")
+            continue
+        if report["backends"][name].get("signal"):
+            report["signal"] = report["backends"][name]["signal"]
+            break
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(report, indent=2) + "\n")
+        write_json_atomic(out, report, "--out")
     return report

@@ -103,17 +103,50 @@ class Bundle:
         return self.models[names.index(name)]
 
 
+def inside_bundle(root: Path, rel, model: str, field: str) -> Path:
+    """`root / rel`, refused unless it stays inside the bundle directory once symlinks are resolved.
+
+    The runtime needs nothing but the bundle (docs/ARCHITECTURE.md), so a manifest path that is
+    absolute, climbs out with `..`, or is a symlink to a file elsewhere is a broken bundle, even when
+    that outside file's sha256 matches.
+    """
+    where = f"manifest.json: model {model!r} {field} {rel!r}"
+    if not isinstance(rel, str) or not rel.strip() or "\x00" in rel:
+        raise FileFormatError(f"{where} is not a file name; expected a path relative to the bundle "
+                              f"directory; re-export the bundle")
+    if Path(rel).is_absolute():
+        raise FileFormatError(f"{where} is an absolute path; expected a file inside the bundle directory "
+                              f"{root} (the device needs nothing but the bundle); re-export the bundle")
+    try:
+        base, target = Path(root).resolve(), (Path(root) / rel).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise FileFormatError(f"{where} cannot be resolved ({exc}); expected a file inside the bundle "
+                              f"directory; re-export the bundle") from None
+    if target != base and base not in target.parents:
+        raise FileFormatError(f"{where} resolves to {target}, outside the bundle directory {base}; a bundle "
+                              f"must contain its own files (the device needs nothing but the bundle); "
+                              f"re-export the bundle")
+    return Path(root) / rel
+
+
 def _model_from_dict(root: Path, d: dict) -> ModelEntry:
-    engines = tuple(EngineEntry(root / e["file"], e["gpu"], str(e["compute_capability"]), str(e["tensorrt"]),
-                                e["sha256"], e.get("trtexec")) for e in d.get("engines", []))
+    name = d["name"]
+    engines = tuple(EngineEntry(inside_bundle(root, e["file"], name, "engine file"), e["gpu"],
+                                str(e["compute_capability"]), str(e["tensorrt"]), e["sha256"], e.get("trtexec"))
+                    for e in d.get("engines", []))
+    fallbacks = []
+    for f in d.get("fallbacks") or []:
+        for e in f.get("engines") or []:  # engines sit on the model entry; refuse one here that escapes too
+            inside_bundle(root, e.get("file") if isinstance(e, dict) else e, name, "fallback engine file")
+        fallbacks.append({**f, "onnx": inside_bundle(root, f["onnx"], name, "fallback onnx")})
     return ModelEntry(
-        name=d["name"], task=d["task"], kind=d["kind"], labels=tuple(d["labels"]),
-        precision=d["precision"], onnx=root / d["onnx"], sha256=d["sha256"],
+        name=name, task=d["task"], kind=d["kind"], labels=tuple(d["labels"]),
+        precision=d["precision"], onnx=inside_bundle(root, d["onnx"], name, "onnx"), sha256=d["sha256"],
         inputs=tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
         outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
         preprocess=d["preprocess"], postprocess=dict(d.get("postprocess") or {}), engines=engines,
         architecture=d.get("architecture"), stats=dict(d.get("stats") or {}),
-        fallbacks=tuple({**f, "onnx": root / f["onnx"]} for f in d.get("fallbacks") or []))
+        fallbacks=tuple(fallbacks))
 
 
 def _verify_file(path: Path, expected: str, model: str) -> None:

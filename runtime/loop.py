@@ -7,10 +7,18 @@ image is a question, not a moment of a scan) makes capture wait for the slot to 
 camera returns nothing: the probe was unplugged) is closed and reopened with capped exponential
 back-off while the loop keeps running; every failure and reconnect is reported and counted.
 
+Stopping: Ctrl-C (SIGINT), SIGTERM (how systemd stops a service) and SIGHUP (the terminal went away)
+all end the loop the same way, after the frame in hand: its outputs are written, the summary is
+returned with `"signal": "SIGTERM"` (etc.), and `edgekit run` exits 128 + the signal's number (130,
+143, 129). The handlers are installed only while the loop runs, in the main thread, and the previous
+ones are put back; a signal that was ignored (`nohup`) stays ignored. A second signal while the
+loop is finishing stops it at once.
+
     >>> summary = run_loop(pipeline, open_source("phantom"), frames=100)    # doctest: +SKIP
 """
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 
@@ -57,6 +65,43 @@ class LatestFrame:
     def finished(self) -> bool:
         with self._cond:
             return self.closed and self._frame is None
+
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+class StopSignals:
+    """While active (a context manager), SIGINT/SIGTERM/SIGHUP set `signum` instead of killing the
+    process, so the loop can finish its frame and write its summary; outside the main thread (where
+    Python cannot install handlers) it does nothing and Ctrl-C stays a KeyboardInterrupt."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def name(self) -> str | None:
+        return signal.Signals(self.signum).name if self.signum is not None else None
+
+    def _handle(self, signum, _frame) -> None:
+        if self.signum is not None:   # a second signal: stop now, wherever the loop is
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in STOP_SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is None or signal.getsignal(sig) is signal.SIG_IGN:  # no SIGHUP on Windows; nohup
+                continue
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._previous.clear()
 
 
 def _stderr(message: str) -> None:
@@ -127,33 +172,45 @@ class Capture(threading.Thread):
 def run_loop(pipeline, source: Source, outputs=(), frames: int | None = None, backoff=BACKOFF,
              log=_stderr) -> dict:
     """Process the newest frames of `source` until it ends, `frames` are done, an output asks to stop
-    or Ctrl-C; returns the summary (see `RunStats.summary`). The source is opened here if needed."""
+    or a stop signal comes (Ctrl-C, SIGTERM, SIGHUP: see the module's docstring); returns the summary
+    (see `RunStats.summary`), with "signal" naming the signal if one stopped the loop. The source is
+    opened here if needed."""
     if not source.is_open:
         source.open()  # a wrong device fails here, loudly, before any thread starts
     mailbox, stats = LatestFrame(), RunStats()
     capture = Capture(source, mailbox, backoff, log)
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(GIL_SWITCH)  # a new frame must not wait out the capture thread's 5 ms GIL slice
-    capture.start()
-    try:
-        while frames is None or stats.frames < frames:
-            frame = mailbox.take(timeout=0.1)
-            if frame is None:
-                if mailbox.finished:
+    stop = StopSignals()
+    interrupted = None
+    with stop:
+        sys.setswitchinterval(GIL_SWITCH)  # a new frame must not wait out the capture thread's 5 ms GIL slice
+        capture.start()
+        try:
+            while (frames is None or stats.frames < frames) and stop.signum is None:
+                frame = mailbox.take(timeout=0.1)
+                if frame is None:
+                    if mailbox.finished:
+                        break
+                    continue
+                result = pipeline.process(frame)
+                stats.add(result)
+                if False in [out.write(result, frame) for out in outputs]:  # every output sees the frame
                     break
-                continue
-            result = pipeline.process(frame)
-            stats.add(result)
-            if False in [out.write(result, frame) for out in outputs]:  # every output sees the frame
-                break
-    except KeyboardInterrupt:
-        log("interrupted")
-    finally:
-        capture.stop()
-        mailbox.close()                 # wakes a capture waiting to put (every_frame)
-        capture.join(timeout=5.0)
-        source.close()
-        sys.setswitchinterval(switch)
+        except KeyboardInterrupt:
+            interrupted = "SIGINT"
+        finally:
+            capture.stop()
+            mailbox.close()                 # wakes a capture waiting to put (every_frame)
+            capture.join(timeout=5.0)
+            source.close()
+            sys.setswitchinterval(switch)
+    if stop.signum is not None:
+        interrupted = stop.name
+    if interrupted:
+        log(f"stopped by {interrupted}")
     if capture.error is not None:
         raise capture.error
-    return stats.summary(capture.counts(), pipeline.device_memory())
+    summary = stats.summary(capture.counts(), pipeline.device_memory())
+    if interrupted:
+        summary["signal"] = interrupted
+    return summary

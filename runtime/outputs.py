@@ -2,18 +2,133 @@
 
 Frames are written to disk only when asked (`--record DIR`): an ultrasound frame can identify a
 patient. Each output's `write(result, frame)` returns False to stop the loop (`q` in the window).
+
+Files are opened at the first frame, not before: a run that fails before its source gives a frame
+(a wrong device, an empty folder) leaves an existing `--json-out` file as it was. Every JSONL row is
+strict JSON (`strict_json`: NaN and infinities become null) written with one complete write of
+`line + "\n"`; a write that fails (a full disk) is cut back to the end of the last complete line and
+raised as `OutputWriteError`, one line naming the path. `check_output_path` refuses impossible paths
+(a directory, a missing parent folder) before anything runs.
 """
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import stat
 import sys
 import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
+from edge.errors import BadInputError, EdgekitError
 from runtime.overlay import draw_overlay
+
+
+class OutputWriteError(EdgekitError):
+    """Writing a result file failed midway (a full disk, an I/O error); what was complete is kept."""
+
+
+def _finite(obj):
+    """`obj` with every non-finite float (NaN, +-inf) as None, numpy scalars and arrays as Python ones."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def strict_json(obj, **kwargs) -> str:
+    """`json.dumps` that any strict JSON parser reads back: NaN and infinities (a model's confidence
+    can be NaN) are written as null, never as the bare `NaN` Python's json emits by default."""
+    return json.dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _fix_for(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "free space on that disk (or pass a path on another one) and run again"
+    return "check that disk (dmesg), or pass a path on another one, and run again"
+
+
+def check_output_path(path, flag: str, kind: str = "file") -> None:
+    """Refuse, in one line and before anything runs, an output path that cannot be written: for a
+    `kind` "file", a directory or a file in a missing folder; for a "dir" (created if needed), an
+    existing non-directory or a file in its way."""
+    if path is None or (kind == "file" and str(path) == "-"):
+        return
+    p = Path(path)
+    if kind == "file":
+        if p.is_dir():
+            raise BadInputError(f"{flag} {p} is a directory; expected a file path (e.g. {p / 'out.json'})")
+        parent = p.parent
+        if not parent.is_dir():
+            what = "is not a folder" if parent.exists() else "does not exist"
+            raise BadInputError(f"{flag} {p}: its folder {parent} {what}; create it (mkdir -p {parent}) "
+                                f"or pass a path in an existing folder")
+        if p.exists() and not os.access(p, os.W_OK):
+            raise BadInputError(f"{flag} {p} exists and is not writable; fix its permissions or pass another path")
+        if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
+            raise BadInputError(f"{flag} {p}: folder {parent} is not writable; pass a path in a writable folder")
+        return
+    if p.exists() and not p.is_dir():
+        raise BadInputError(f"{flag} {p} is an existing file; expected a folder (new or existing) for the frames; "
+                            f"pass another path")
+    ancestor = p
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise BadInputError(f"{flag} {p}: {ancestor} is a file, not a folder; pass another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise BadInputError(f"{flag} {p}: folder {ancestor} is not writable; pass a path in a writable folder")
+
+
+def write_json_atomic(path, obj, flag: str = "--out") -> None:
+    """`obj` as strict JSON (indent 2) at `path`, written to a temporary file beside it and renamed
+    into place: `path` is either its old self or the whole new report, never half of one."""
+    p = Path(path)
+    data = (strict_json(obj, indent=2) + "\n").encode()
+    tmp = None
+    try:
+        for _ in range(100):  # like mkstemp, but with the umask's permissions (mkstemp: 0600)
+            name = p.parent / f".{p.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+            try:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            except FileExistsError:
+                continue
+            tmp = name
+            break
+        else:
+            raise FileExistsError(errno.EEXIST, "no free temporary name", str(p.parent))
+        if p.is_file():      # a replaced report keeps its permissions
+            os.fchmod(fd, stat.S_IMODE(p.stat().st_mode))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+        tmp = None
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write {flag} {p}: {_why(exc)}; nothing was changed there; "
+                               f"{_fix_for(exc)}") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def display_available() -> bool:
@@ -72,33 +187,115 @@ class ConsoleLines(Output):
 
 
 class JsonLines(Output):
-    """One JSON object per frame (`Result.to_dict()`), then `{"summary": ...}` at the end."""
+    """One JSON object per frame (`Result.to_dict()` plus `frame`: `Frame.info`, what names the image
+    in its source), then `{"summary": ...}` at the end; strict JSON (non-finite floats as null).
+
+    The file is opened (created or truncated) at the first row, so an existing file is replaced only
+    by a run that produced frames. Each row goes out as one `os.write` of the complete line (no
+    buffering: a reader or a crash sees whole lines). A failed write (disk full, I/O error) or an
+    interrupted one is cut back to the end of the last complete line and raises `OutputWriteError`."""
 
     def __init__(self, path):
         self.path = path
-        self.file = sys.stdout if str(path) == "-" else open(path, "w", buffering=1)
+        self.to_stdout = str(path) == "-"
+        self._fd: int | None = None
+        self._complete = 0       # bytes of complete lines written to the file
+        self._failed = False     # a write failed: the file was cut back and closed for good
+        self.rows = 0
 
     def write(self, result, frame) -> None:
-        self.file.write(json.dumps(result.to_dict()) + "\n")
+        row = result.to_dict()
+        row["frame"] = frame.info or {"index": frame.index}
+        self._emit(row)
+        self.rows += 1
 
     def write_summary(self, summary: dict) -> None:
-        self.file.write(json.dumps({"summary": summary}) + "\n")
+        """The last row; skipped when no frame row was written, so an existing file stays as it was."""
+        if self.to_stdout or self._fd is not None:
+            self._emit({"summary": summary})
+
+    def _open(self) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self._fd = os.open(self.path, flags, 0o666)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot open --json-out {self.path}: {_why(exc)}; {_fix_for(exc)}") from None
+        self._complete = 0
+
+    def _emit(self, obj) -> None:
+        line = strict_json(obj) + "\n"
+        if self.to_stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            return
+        if self._failed:
+            return
+        if self._fd is None:
+            self._open()
+        encoded = line.encode()
+        data = memoryview(encoded)
+        try:
+            while data:                     # a short write (a filling disk) goes on until an error
+                data = data[os.write(self._fd, data):]
+        except OSError as exc:
+            kept = self._cut_back()
+            state = {True: f"it keeps its {self.rows} complete rows", False: "its last row may be cut off",
+                     None: f"{self.rows} rows were written"}[kept]
+            raise OutputWriteError(f"cannot write --json-out {self.path}: {_why(exc)}; {state}; "
+                                   f"{_fix_for(exc)}") from None
+        except BaseException:               # interrupted between the parts of a short write: the
+            self._cut_back(close=False)     # file stays open for the summary row
+            raise
+        self._complete += len(encoded)
+
+    def _cut_back(self, close: bool = True) -> bool | None:
+        """Truncate the file to its complete lines (and close it): True if done, False if a regular
+        file could not be truncated, None for a device or a pipe (nothing to cut). A closed file is
+        not opened again (that would truncate it): later rows and the summary are dropped."""
+        fd = self._fd
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            os.ftruncate(fd, self._complete)  # O_APPEND: the next write starts at the new end
+            return True
+        except OSError:
+            return False
+        finally:
+            if close:
+                self._fd, self._failed = None, True
+                os.close(fd)
 
     def close(self) -> None:
-        if self.file is not sys.stdout:
-            self.file.close()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 class Recorder(Output):
-    """Opt-in: every processed frame as DIR/frame_NNNNNN.png (replay it with `--source DIR`)."""
+    """Opt-in: every processed frame as DIR/frame_NNNNNN.png (replay it with `--source DIR`); DIR is
+    created at the first frame."""
 
     def __init__(self, directory):
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._made = False
 
     def write(self, result, frame) -> None:
+        if not self._made:
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputWriteError(f"cannot create --record folder {self.dir}: {_why(exc)}; "
+                                       f"pass another folder") from None
+            self._made = True
         image = frame.image if frame.image.ndim == 2 else cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
-        cv2.imwrite(str(self.dir / f"frame_{frame.index:06d}.png"), image)
+        path = self.dir / f"frame_{frame.index:06d}.png"
+        try:
+            ok = cv2.imwrite(str(path), image)
+        except cv2.error:
+            ok = False
+        if not ok:
+            raise OutputWriteError(f"cannot write --record frame {path} (disk full or not writable); "
+                                   f"free space on that disk or pass another --record folder")
 
 
 class Window(Output):

@@ -91,7 +91,15 @@ class ModelRunner:
         """The model's input for `image`; models with the same preprocess spec share one `cache` entry."""
         key = self._spec_key
         if cache is None or key not in cache:
-            x = preprocess(image, self.entry.preprocess)[None]
+            try:
+                x = preprocess(image, self.entry.preprocess)[None]
+            except BadInputError as exc:  # a ROI off this source's frames: say which model's
+                raise BadInputError(f"model {self.entry.name!r}: {exc}") from None
+            channels = self.input.shape[1] if len(self.input.shape) == 4 else None
+            if isinstance(channels, int) and x.shape[1] != channels:  # a grey source into a colour model
+                raise BadInputError(f"model {self.entry.name!r} takes {channels}-channel frames but this source "
+                                    f"gives {x.shape[1]}-channel ones (frame {list(image.shape)}); use a "
+                                    f"{'colour' if channels == 3 else 'grey'} source")
             if cache is not None:
                 cache[key] = x
         else:

@@ -88,3 +88,17 @@ def assert_usage_error(proc, needle: str = "") -> None:
     assert proc.stderr.startswith("Usage: edgekit"), proc.stderr
     assert "Error:" in proc.stderr, proc.stderr
     assert needle in proc.stderr, f"{needle!r} not in {proc.stderr!r}"
+
+
+def run_main(capsys, *args):
+    """`edge.cli.main` in this process (for long case lists where a subprocess per case would cost a
+    torch import each); the result looks like a CompletedProcess, so `assert_one_error` reads it.
+    An exception other than the CLI's own handling propagates and fails the test, as a traceback would."""
+    import subprocess
+
+    from edge.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)

@@ -11,6 +11,9 @@ from edge.cli import app
 from edge.cli._common import print_json
 
 
+MAX_PARITY_FRAMES = 1000    # all frames are held in memory at once; 1000 at 224x224 is ~200 MB
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
 
@@ -22,7 +25,9 @@ def export_cmd(
     precision: str = typer.Option("fp16", "--precision", help="fp32, fp16 or int8 (int8 needs QAT checkpoints)."),
     out: Path = typer.Option(..., "--out", help="Bundle directory to write (atomically)."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
-    frames: Optional[int] = typer.Option(None, "--parity-frames", help="Phantom frames for the parity check."),
+    frames: Optional[int] = typer.Option(None, "--parity-frames", min=1, max=MAX_PARITY_FRAMES,
+                                         help="Phantom frames for the parity check (default: 100 for "
+                                         "classifiers, 32 for detectors)."),
     arch: Optional[str] = typer.Option(None, "--model", help="Zoo model a plain state_dict file holds "
                                        "(e.g. sononet16 for SonoNet16.pth); edgekit checkpoints name their own."),
     json_out: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
@@ -65,9 +70,10 @@ def inspect_cmd(
 ):
     """Show a bundle's models, precisions, sizes, parity and engines (files checked against sha256)."""
     from export.manifest import verify_files
-    from runtime.bundle import read_manifest
+    from runtime.bundle import load_bundle
 
-    root, manifest = read_manifest(bundle)
+    loaded = load_bundle(bundle, verify=False)  # the runtime's checks: schema, bounds, paths inside the bundle
+    root, manifest = loaded.path, loaded.manifest
     verify_files(root, manifest)
     if json_out:
         print_json(manifest)
@@ -83,7 +89,7 @@ def build_engines_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the updated manifest as JSON."),
 ):
     """Build TensorRT engines from the bundle's ONNX on this device and record them in the manifest."""
-    from export.tensorrt import build_engines
+    from runtime.engines import build_engines
 
     manifest = build_engines(bundle, workspace_mb=workspace, log=_log)
     if json_out:

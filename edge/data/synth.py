@@ -33,11 +33,11 @@ MAX_STREAMS = 16                    # 16 consecutive sweep seeds give distinct s
 
 def synth(out, frames: int = 2000, seed: int = 0, size: tuple[int, int] = (389, 672),
           streams: int | None = None) -> dict:
-    """Render `frames` frames as `streams` sweeps (default: one per ~100 frames, 4..16) into OUT."""
+    """Render `frames` frames as `streams` sweeps (default: one per ~100 frames, 4..16, at most one per frame) into OUT."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BadInputError(f"{out} exists and is not empty; choose a new OUT folder or remove it")
-    n_streams = streams or min(MAX_STREAMS, max(4, math.ceil(frames / 100)))
+    n_streams = streams or min(MAX_STREAMS, frames, max(4, math.ceil(frames / 100)))
     if not (1 <= n_streams <= MAX_STREAMS) or frames < n_streams:
         raise BadInputError(f"--frames {frames} / --streams {n_streams}: need 1..{MAX_STREAMS} streams "
                             f"and at least one frame per stream")

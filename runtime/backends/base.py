@@ -14,7 +14,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from edge.errors import BadInputError, EdgekitError
+from edge.errors import BadInputError, EdgekitError, FileFormatError
+from edge.tasks import DETECTION
 from runtime.bundle import ModelEntry, TensorSpec
 
 
@@ -34,6 +35,59 @@ def check_tensor(spec: TensorSpec, value) -> None:
     if not shape_ok:
         raise BadInputError(f"Input tensor: {spec.name} | Received shape {list(value.shape)}; "
                             f"expected {list(spec.shape)}")
+
+
+def _static(dim) -> bool:
+    return isinstance(dim, int) and not isinstance(dim, bool) and dim > 0
+
+
+def _class_dim(spec: TensorSpec, shape) -> int | None:
+    """Where a classifier's class count lives: the last dim of `logits`, dim -3 of a `cam` map."""
+    axis = -1 if spec.role == "logits" else -3
+    if len(shape) < -axis:
+        return None
+    return shape[axis] if _static(shape[axis]) else None
+
+
+def check_graph(model: ModelEntry, source: str, inputs, outputs) -> None:
+    """Refuse a model file that disagrees with manifest.json, before the first frame crashes in it.
+
+    `inputs` / `outputs` are the loaded graph's (or engine's) tensors as `(name, shape, dtype)`, with
+    shape None when unknown and dynamic dims as None, strings or negative ints. Names (and their
+    count), dtypes, ranks and every dim static on both sides must agree; a classifier's class count
+    must equal its number of labels.
+    """
+    fix = "re-export the bundle"
+    for io, declared, actual in (("inputs", model.inputs, inputs), ("outputs", model.outputs, outputs)):
+        want, got = sorted(t.name for t in declared), sorted(str(a[0]) for a in actual)
+        if want != got:
+            raise FileFormatError(f"model {model.name!r}: {source} has {io} {got} but manifest.json says {want}; "
+                                  f"{fix}")
+        graph = {str(name): (shape, dtype) for name, shape, dtype in actual}
+        for t in declared:
+            shape, dtype = graph[t.name]
+            what = f"model {model.name!r}: {io[:-1]} {t.name!r}"
+            if dtype is not None and str(dtype) != t.dtype:
+                raise FileFormatError(f"{what} is {t.dtype} in manifest.json but {dtype} in {source}; {fix}")
+            if shape is None:
+                continue
+            shape = list(shape)
+            # an input the graph fixes must be fixed, to the same size, in the manifest: the feed follows it
+            if len(shape) != len(t.shape) or any(
+                    (_static(a) or io == "inputs") and _static(b) and a != b for a, b in zip(t.shape, shape)):
+                raise FileFormatError(f"{what} has shape {list(t.shape)} in manifest.json but "
+                                      f"{[d if _static(d) else '?' for d in shape]} in {source}; {fix}")
+    if model.kind == DETECTION:
+        return  # detector labels are 1-based ids, not a class axis
+    graph_out = {str(name): shape for name, shape, _ in outputs}
+    for t in model.outputs:
+        if t.role not in ("logits", "cam"):
+            continue
+        classes = _class_dim(t, t.shape) or (_class_dim(t, list(graph_out[t.name]))
+                                             if graph_out[t.name] is not None else None)
+        if classes is not None and classes != len(model.labels):
+            raise FileFormatError(f"model {model.name!r}: output {t.name!r} of {source} has {classes} classes but "
+                                  f"manifest.json lists {len(model.labels)} labels; {fix}")
 
 
 class Backend:

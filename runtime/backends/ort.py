@@ -10,9 +10,19 @@ from typing import ClassVar
 import numpy as np
 
 from edge.errors import FileFormatError, UnsupportedError
-from runtime.backends.base import Backend
+from runtime.backends.base import Backend, check_graph
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+_ORT_TYPES = {"float": "float32", "double": "float64"}
+
+
+def ort_dtype(type_name) -> str | None:
+    """ONNX Runtime's "tensor(float)" -> "float32" (numpy's names, as in the manifest); None if not a tensor."""
+    text = str(type_name or "")
+    if not (text.startswith("tensor(") and text.endswith(")")):
+        return None
+    inner = text[len("tensor("):-1]
+    return _ORT_TYPES.get(inner, inner)
 
 
 def available_providers() -> list[str]:
@@ -63,12 +73,11 @@ class OnnxRuntimeBackend(Backend):
         self._output_names = [o.name for o in self.session.get_outputs()]
 
     def _check_graph(self) -> None:
-        """The ONNX graph's inputs must be the manifest's, or every feed would be wrong."""
-        graph = sorted(i.name for i in self.session.get_inputs())
-        manifest = sorted(t.name for t in self.model.inputs)
-        if graph != manifest:
-            raise FileFormatError(f"{self.model.onnx.name} has inputs {graph} but manifest.json says "
-                                  f"{manifest}; re-export the bundle")
+        """The ONNX graph's tensors must be the manifest's, or every feed (or its answers) would be wrong."""
+        def io(args):
+            return [(a.name, a.shape, ort_dtype(a.type)) for a in args]
+
+        check_graph(self.model, self.model.onnx.name, io(self.session.get_inputs()), io(self.session.get_outputs()))
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._output_names, self.session.run(self._output_names, feed)))

@@ -3,12 +3,15 @@
 A source is opened, read until `read()` returns None (end of stream), and closed; it is a context
 manager. Subclasses fill in `_open_impl`, `_read_impl` (an image or None) and `_close_impl`; the base
 class stamps each image with a monotonic timestamp and a running index that survives reopening, so
-the loop can reconnect a source without the frame numbers going back.
+the loop can reconnect a source without the frame numbers going back, and with `info`, what names
+the image in its source (`_frame_info()`: the file of a folder, the frame number and timestamp of a
+video, the device of a probe, the seed and index of the phantom), which each JSONL row carries as
+its `frame` object.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -18,11 +21,15 @@ from edge.errors import BadInputError
 
 @dataclass(frozen=True)
 class Frame:
-    """One captured image (uint8 HxW or HxWx3, RGB), its capture time (`time.monotonic()`) and index."""
+    """One captured image (uint8 HxW or HxWx3, RGB), its capture time (`time.monotonic()`), index, and
+    `info`: JSON-ready keys naming it in its source, always with "source" (the kind), e.g.
+    `{"source": "folder", "file": "img3.png", "path": "scan/img3.png"}` or
+    `{"source": "video", "file": "scan.avi", "frame": 12, "pos_ms": 480.0}`."""
 
     image: np.ndarray
     t: float
     index: int
+    info: dict = field(default_factory=dict)
 
 
 class Source:
@@ -63,7 +70,7 @@ class Source:
         image = self._read_impl()
         if image is None:
             return None
-        frame = Frame(image, time.monotonic(), self._index)
+        frame = Frame(image, time.monotonic(), self._index, {"source": self.kind, **self._frame_info()})
         self._index += 1
         return frame
 
@@ -89,6 +96,10 @@ class Source:
 
     def _close_impl(self) -> None:
         pass
+
+    def _frame_info(self) -> dict:
+        """What names the image `_read_impl` just returned in this source (JSON-ready); see `Frame.info`."""
+        return {}
 
 
 SOURCES: dict[str, type[Source]] = {}

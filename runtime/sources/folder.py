@@ -39,6 +39,7 @@ class FolderSource(Source):
         self.files: list[Path] = []
         self.skipped = 0
         self._pos, self._pacer = 0, Pacer(fps)
+        self._last: Path | None = None
 
     @classmethod
     def matches(cls, spec: str) -> bool:
@@ -75,7 +76,11 @@ class FolderSource(Source):
             image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if image is not None:
                 self._pacer.wait()
+                self._last = path
                 return to_rgb(crop(image, self.roi))
             self.skipped += 1
             print(f"warning: skipping unreadable image {path}", file=sys.stderr)
         return None
+
+    def _frame_info(self) -> dict:
+        return {"file": self._last.name, "path": str(self._last)} if self._last is not None else {}

@@ -83,6 +83,9 @@ class CameraSource(Source):
         ok, image = self._cap.read()
         return to_rgb(crop(image, self.roi)) if ok and image is not None else None
 
+    def _frame_info(self) -> dict:
+        return {"device": f"usb:{self.device}" if isinstance(self.device, int) else str(self.device)}
+
     def _close_impl(self) -> None:
         if self._cap is not None:
             self._cap.release()
@@ -133,6 +136,12 @@ class VideoSource(Source):
             return None
         self._pacer.wait()
         return to_rgb(crop(image, self.roi))
+
+    def _frame_info(self) -> dict:
+        """The file, the number of the frame just decoded (0-based, from the start of the file: it
+        restarts when `loop` rewinds) and its timestamp in the video, ms."""
+        number = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES)) - 1
+        return {"file": self.path.name, "frame": number, "pos_ms": round(float(self._cap.get(cv2.CAP_PROP_POS_MSEC)), 3)}
 
     def _close_impl(self) -> None:
         if self._cap is not None:

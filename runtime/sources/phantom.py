@@ -34,6 +34,7 @@ class PhantomSource(Source):
         self.seed, self.realtime, self.frames, self.fps = seed, realtime, frames, fps
         self.width, self.height = width, height
         self._sweep, self._pacer = None, Pacer(None)
+        self._last_index: int | None = None
 
     @classmethod
     def matches(cls, spec: str) -> bool:
@@ -65,7 +66,11 @@ class PhantomSource(Source):
         if f is None:
             return None
         self._pacer.wait()
+        self._last_index = f.index
         return f.image
+
+    def _frame_info(self) -> dict:
+        return {"seed": self.seed, "index": self._last_index}
 
     def _close_impl(self) -> None:
         close = getattr(self._sweep, "close", None)

@@ -79,9 +79,12 @@ def preprocess_spec(roi=None) -> dict:
             "normalize": {"mode": "meanstd", "mean": [0.5], "std": [0.25], "scale": 255.0}}
 
 
+TASK_OF = {"sononet": "standard_plane"}  # a manifest's task must be one edge.tasks knows
+
+
 def entry(name: str, kind: str, labels, outputs, roi=None, **postprocess) -> dict:
     """A manifest model entry; `outputs` is [(name, shape, dtype, role), ...]."""
-    return {"name": name, "task": name, "kind": kind, "labels": list(labels), "architecture": "tiny",
+    return {"name": name, "task": TASK_OF.get(name, name), "kind": kind, "labels": list(labels), "architecture": "tiny",
             "precision": "fp32", "onnx": f"{name}.fp32.onnx", "sha256": "",
             "inputs": [{"name": "input", "shape": [1, 1, SIZE, SIZE], "dtype": "float32"}],
             "outputs": [{"name": n, "shape": s, "dtype": d, "role": r} for n, s, d, r in outputs],
