@@ -1,6 +1,6 @@
 """Compression on the phantom, measured: does the FPUS23 recipe hold its accuracy, and is it faster?
 
-For each classifier task (plane, orientation) a ResNet8 baseline is trained with `edge.train.fit` on
+For each classifier task (plane, orientation) a ResNet8 baseline is trained with `edge.ml.training.fit.fit` on
 in-memory phantom frames, then `compress.sweep` prunes it structurally at 30/50/70% of its weights,
 fine-tunes, quantises each (and the unpruned net) to INT8 with ModelOpt QAT, and times every variant
 in one interleaved ONNX Runtime CPU run. Train and test frames come from different phantom sweeps
@@ -43,10 +43,10 @@ sys.path.insert(0, str(ROOT))
 def train_baseline(model_name, task, size, frames, epochs, step, lr, batch, seed, out_dir, frame_size, **kw):
     import torch
 
-    from edge.checkpoint import save_checkpoint
-    from edge.data.dataset import PhantomDataset
-    from edge.models import create_model
-    from edge.train import fit
+    from edge.ml.checkpoint import save_checkpoint
+    from edge.ml.data.dataset import PhantomDataset
+    from edge.ml.models import create_model
+    from edge.ml.training.fit import fit
 
     torch.manual_seed(seed)
     model = create_model(model_name, task=task, input_size=(size, size), **kw)
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     import torch
 
     from bench_train import CPU_DETECTOR
-    from compress import SweepSettings, sweep
+    from compress.sweep import SweepSettings, sweep
 
     out = Path(args.out)
     work = out.with_suffix("")

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from runtime.api import bare_inference_ms, bench_backend  # noqa: E402
 from runtime.bundle import SCHEMA_VERSION, load_bundle, sha256_file  # noqa: E402
 from runtime.loop import run_loop  # noqa: E402
-from runtime.outputs import Output  # noqa: E402
+from runtime.outputs import Collect  # noqa: E402
 from runtime.pipeline import Pipeline  # noqa: E402
 from runtime.sources import Pacer, Source, open_source  # noqa: E402
 from runtime.stats import percentiles  # noqa: E402
@@ -105,14 +105,6 @@ class ReplaySource(Source):
         if frame is not None:
             self.log.append((frame.index, frame.t))
         return frame
-
-
-class Collect(Output):
-    def __init__(self):
-        self.results = []
-
-    def write(self, result, frame):
-        self.results.append(result)
 
 
 def phantom_images(n: int = 32) -> list[np.ndarray]:

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge.models import create_model
-from edge.models.softproposal import proposal_box
-from edge.phantom import sample
-from edge.preprocess import preprocess
+from edge.ml.models import create_model
+from edge.ml.models.softproposal import proposal_box
+from edge.core.phantom import sample
+from edge.core.preprocess import preprocess
 
 
 def dataset(seed: int, n: int, size: int, model):

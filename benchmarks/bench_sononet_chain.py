@@ -33,7 +33,7 @@ TRUE_CLASS = {"ABDOMINAL": "Abdominal", "BRAIN-CB": "Brain (Cb.)", "FEMUR": "Fem
 
 
 def real_inputs(spec: dict) -> tuple[list[str], torch.Tensor]:
-    from edge.preprocess import preprocess
+    from edge.core.preprocess import preprocess
 
     paths = sorted((DATA / "frames").glob("*.tiff"))
     x = np.stack([preprocess(cv2.imread(str(p), cv2.IMREAD_COLOR)[..., ::-1], spec) for p in paths])
@@ -42,8 +42,8 @@ def real_inputs(spec: dict) -> tuple[list[str], torch.Tensor]:
 
 def phantom_inputs(spec: dict, n: int, seed: int) -> torch.Tensor:
     """Phantom frames at the model's input size (no scanner UI to crop), z-scored like the real ones."""
-    from edge.phantom import sample
-    from edge.preprocess import preprocess
+    from edge.core.phantom import sample
+    from edge.core.preprocess import preprocess
 
     h, w = spec["resize"]
     flat = {**spec, "roi": None}
@@ -125,10 +125,11 @@ def main() -> None:
                     "(compress's default 8; 0 = any count)")
     ap.add_argument("--scan", type=lambda t: [float(v) for v in t.split(",")], default=[0.1, 0.2, 0.3])
     args = ap.parse_args()
-    from compress.quant import quantization_meta, quantize_int8
+    from edge.ml.quantization import quantization_meta
+    from compress.quant import quantize_int8
     from compress.structured import prune_structured
     from compress.unstructured import make_permanent, prune_unstructured
-    from edge.checkpoint import load_model, save_checkpoint
+    from edge.ml.checkpoint import load_model, save_checkpoint
 
     torch.manual_seed(0)
     pth = DATA / "SonoNet16.pth"

@@ -5,7 +5,7 @@
 
 Targets (ResNet8 plane and orientation accuracy >= 0.95, anatomy exact match >= 0.90, Faster R-CNN
 ResNet10 mAP@[.5:.95] >= 0.50) on a 2-core CPU within about 10 minutes per model. Beside each CNN, the
-floor: logistic regression on 32x32 thumbnails (`edge.phantom.baseline`; no box baseline).
+floor: logistic regression on 32x32 thumbnails (`edge.ml.baseline`; no box baseline).
 
 The recipe is edgekit's `fit` (Adam lr 1e-3, StepLR gamma 0.1, flip augmentation) sized for a CPU:
 frames are rendered at the model's input size, the LR drops once at ~75% of the epochs (the FPUS23
@@ -24,14 +24,14 @@ from pathlib import Path
 
 import torch
 
-from edge.data import label_for_task
-from edge.data.dataset import TaskDataset
-from edge.data.fpus23 import samples_from_frames
-from edge.evaluate import evaluate_model, headline
-from edge.models import create_model
-from edge.phantom import sample
-from edge.tasks import get_task
-from edge.train import fit
+from edge.ml.data import label_for_task
+from edge.ml.data.dataset import TaskDataset
+from edge.ml.data.fpus23 import samples_from_frames
+from edge.ml.training.evaluate import evaluate_model, headline
+from edge.ml.models import create_model
+from edge.core.phantom import sample
+from edge.core.tasks import get_task
+from edge.ml.training.fit import fit
 
 # Fewer RPN proposals and sampled ROIs than torchvision's 2000/1000/512: the same losses at a CPU's pace
 # (most of a detector's training step is otherwise the box head over 512 ROIs per image). Model kwargs,
@@ -59,7 +59,7 @@ def phantom(task: str, seed: int, n: int, size: int):
 
 def baseline(task: str, train_frames, test_frames) -> dict | None:
     try:
-        from edge.phantom.baseline import logistic_regression_baseline
+        from edge.ml.baseline import logistic_regression_baseline
     except ImportError:
         return None
     if task == "detection":

@@ -8,8 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
-from edge.models import create_model
-from edge.report import model_report
+from edge.ml.models import create_model
+from edge.ml.report import model_report
 
 # The paper's figures (MACs in G, memory in MB), unpruned rows of Tables 1/4.
 PAPER = {

@@ -2,20 +2,19 @@
 
 One call does the FPUS23 recipe for a checkpoint (`edgekit compress` is this call)::
 
-    >>> from compress import SweepSettings, sweep
+    >>> from compress.sweep import SweepSettings, sweep
     >>> report = sweep("plane.pt", "fpus23/", "compressed/", SweepSettings(
     ...     ratios=(0.3, 0.5, 0.7), method="structured", int8=True, finetune_epochs=3))  # doctest: +SKIP
 
 The pieces are usable alone: `compress.structured.prune_structured`, `compress.unstructured.
 prune_unstructured`, `compress.semistructured.prune_2_4`, `compress.quant.quantize_int8`,
-`restore_quantized`, `load_quantized`, `compress.latency.measure_latency`, `compress.report`.
-The sweep itself lives in `compress.recipe` (so `compress.sweep` stays the function).
+`compress.latency.measure_latency`, `compress.report`. The checkpoint's record of a QAT model
+(`load_quantized`, `restore_quantized`) belongs to `edge.ml.quantization`, which export reads too.
 Imports are lazy so `import compress` stays cheap (torch, torch-pruning and ModelOpt load on use).
 """
 from __future__ import annotations
 
-_LAZY = {"sweep": "compress.recipe", "SweepSettings": "compress.recipe", "load_quantized": "compress.quant", "restore_quantized": "compress.quant",
-         "prune_structured": "compress.structured", "prune_unstructured": "compress.unstructured",
+_LAZY = {"prune_structured": "compress.structured", "prune_unstructured": "compress.unstructured",
          "prune_2_4": "compress.semistructured"}
 
 __all__ = sorted(_LAZY)

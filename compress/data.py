@@ -1,6 +1,6 @@
 """The data a compression sweep fine-tunes, calibrates and scores on, and the two numbers it reports.
 
-A dataset directory is read with `edge.data.load_samples` for the checkpoint's task; the groups
+A dataset directory is read with `edge.ml.data.load_samples` for the checkpoint's task; the groups
 (streams, patients) the baseline was trained and tested on, as `edgekit train` records them, keep
 its test frames unseen by fine-tuning. Frames go through the model's own preprocessing (the
 checkpoint's config), exactly as on the device. A `(train_set, test_set)` pair of datasets is taken
@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edge.errors import BadInputError
-from edge.tasks import DETECTION, MULTI_LABEL
+from edge.core.errors import BadInputError
+from edge.core.tasks import DETECTION, MULTI_LABEL
 
 # (primary metric, secondary metric) per task kind, as the paper reports them
 METRICS = {"single_label": ("accuracy", "macro_f1"), MULTI_LABEL: ("exact_match", "macro_f1"),
@@ -34,8 +34,8 @@ def split_datasets(data, model: nn.Module, meta: dict | None = None, seed: int =
         if len(data) != 2:
             raise BadInputError(f"data must be a directory or a (train_set, test_set) pair, got {len(data)} items")
         return tuple(data)
-    from edge.data import load_samples, split_by_group
-    from edge.data.dataset import TaskDataset
+    from edge.ml.data import load_samples, split_by_group
+    from edge.ml.data.dataset import TaskDataset
 
     cfg = model.edge_config
     samples, labels = load_samples(Path(data), cfg.task.name)
@@ -69,8 +69,8 @@ def calibration_batches(model: nn.Module, dataset, n: int = 256, batch_size: int
 
 
 def score(model: nn.Module, dataset) -> dict:
-    """The task's two headline metrics (and all the others) from `edge.evaluate.evaluate_model`."""
-    from edge.evaluate import evaluate_model
+    """The task's two headline metrics (and all the others) from `edge.ml.training.evaluate.evaluate_model`."""
+    from edge.ml.training.evaluate import evaluate_model
 
     metrics = evaluate_model(model.eval(), dataset)
     first, second = METRICS[model.edge_config.task.kind]
@@ -88,7 +88,7 @@ def _get(metrics: dict, key: str):
 
 def finetune(model: nn.Module, train_set, epochs: int, lr: float, batch_size: int, seed: int = 0,
              progress: bool = True) -> nn.Module:
-    """Retrain in place with `edge.train.fit` (loss chosen by task kind); 0 epochs leaves it as is.
+    """Retrain in place with `edge.ml.training.fit.fit` (loss chosen by task kind); 0 epochs leaves it as is.
 
     The last epoch runs at a tenth of `lr` (StepLR): at a constant rate the BatchNorm running
     statistics trail weights that still move every step, and a freshly pruned net then scores far
@@ -97,7 +97,7 @@ def finetune(model: nn.Module, train_set, epochs: int, lr: float, batch_size: in
     """
     if epochs <= 0:
         return model
-    from edge.train import fit
+    from edge.ml.training.fit import fit
 
     fit(model, train_set, epochs=epochs, lr=lr, batch_size=batch_size, progress=progress, seed=seed,
         step_size=max(1, epochs - 1), gamma=0.1)

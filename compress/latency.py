@@ -28,7 +28,7 @@ def write_onnx(model, path) -> Path:
     Export switches a class-score-map model's `export_cam` on (the shipped graph has the `cam`
     output); the sweep keeps using the model afterwards (its MACs), so the switch is put back.
     """
-    from compress.quant import is_quantized
+    from edge.ml.quantization import is_quantized
     from export.onnx import export_onnx      # compress -> export, only here: docs/ARCHITECTURE.md
 
     own = vars(model).get("export_cam", _UNSET)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edge.errors import BadInputError
-from edge.inputs import is_detector
+from edge.core.errors import BadInputError
+from edge.ml.inputs import is_detector
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 

@@ -1,7 +1,7 @@
 """The sweep report: `sweep.json` is the truth; `sweep.md` (a table) and `sweep.png` (a plot) render it.
 
 One row per variant: how much was pruned (asked and achieved), params, MACs, weight memory at FP32
-and INT8 (`edge.report` on the float structure; for INT8 variants also counted from the quantizers,
+and INT8 (`edge.ml.report` on the float structure; for INT8 variants also counted from the quantizers,
 scales included), sparse-format sizes where zeros could be skipped, measured ONNX Runtime CPU latency,
 the task's two metrics (accuracy and macro F1, or mAP and mAR) and their change against the baseline
 in points. The plot puts the primary metric against MACs and against latency::
@@ -15,14 +15,14 @@ import os
 import platform
 from pathlib import Path
 
-from edge import utc_now
+from edge.core.clock import utc_now
 
 MB = 1024 ** 2
 
 
 def _stats(v: dict) -> dict:
     from compress.layers import count_nonzero, count_weights, scope_name
-    from edge.report import model_report
+    from edge.ml.report import model_report
 
     r = model_report(v["float"])
     scope = scope_name(v["float"])
@@ -32,7 +32,7 @@ def _stats(v: dict) -> dict:
            "weights_bytes": {k: r["weights_bytes"][k] for k in ("fp32", "int8")},
            "prunable_weights": count_weights(v["float"]), "nonzero_weights": count_nonzero(v["float"])}
     if v["precision"] == "int8":
-        from compress.quant import int8_weight_bytes
+        from edge.ml.quantization import int8_weight_bytes
 
         row["int8_bytes_with_scales"] = int8_weight_bytes(v["model"])
     if v["method"] == "unstructured":
@@ -85,7 +85,7 @@ def build_report(variants: list[dict], latency: dict, ckpt: str, method: str, se
 
 def _notes(method: str) -> list[str]:
     notes = ["ratio = fraction of prunable weights (conv/linear in the pruning scope) removed; achieved is measured",
-             "INT8 MB = weights at 1 byte (edge.report); int8_bytes_with_scales adds FP32 scales, biases and BN"]
+             "INT8 MB = weights at 1 byte (edge.ml.report); int8_bytes_with_scales adds FP32 scales, biases and BN"]
     notes.append("scope_macs = MACs inside the pruning scope (a detector's backbone body; its RPN and ROI heads, "
                  "which prune does not touch, can dominate the total)")
     if method == "unstructured":

@@ -79,7 +79,7 @@ def prune_2_4(model: nn.Module) -> tuple[nn.Module, dict]:
 
 def compressed_bytes(model: nn.Module) -> dict:
     """Weight memory in the 2:4 compressed form: half the values plus 2-bit indices per kept value."""
-    from edge.report import BYTES_PER, weight_bytes
+    from edge.ml.report import BYTES_PER, weight_bytes
 
     dense = weight_bytes(model)
     out = {}

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from compress.layers import PRUNABLE, check_ratio, count_weights, removed_fraction, scope_name
-from edge.errors import UnsupportedError
-from edge.inputs import example_input, is_detector
+from edge.core.errors import UnsupportedError
+from edge.ml.inputs import example_input, is_detector
 
 IMPORTANCES = {"l1": 1, "l2": 2}       # name -> p of tp.importance.MagnitudeImportance
 

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from compress.layers import check_ratio, count_nonzero, count_weights, prunable_layers, scope_name
-from edge.report import BYTES_PER, weight_bytes
+from edge.ml.report import BYTES_PER, weight_bytes
 
 
 def prune_unstructured(model: nn.Module, ratio: float) -> tuple[nn.Module, dict]:

@@ -1,18 +1,13 @@
-"""edgekit's model side: model zoo, tasks, datasets, training, checkpoints and reports.
+"""edgekit's own layer under the stages, in three folders named for their jobs:
 
-Importing `edge` is cheap and torch-free; the torch-backed modules (`edge.models`, `edge.train`, ...)
-load only when used. The torch-free modules (`edge.errors`, `edge.tasks`, `edge.phantom`) are the only
-ones the on-device runtime may import.
+- `edge.core`: the device-safe core: errors, tasks and label sets, preprocessing, the phantom
+  simulator, timestamps. Torch-free; the on-device `runtime` imports only this part of `edge`.
+- `edge.ml`: the host-side ML: the model zoo, datasets, training and evaluation, checkpoints,
+  FLOP/memory reports. Torch-backed (imported lazily where a module is listed as torch-free).
+- `edge.app`: the application: the `edgekit` CLI and the `edgekit demo` chain, which compose every
+  stage (`compress`, `export`, `runtime`, `targets`) and are imported by none.
+
+Importing `edge` is cheap and torch-free. docs/ARCHITECTURE.md has the layers; pyproject.toml's
+import-linter contracts enforce them.
 """
-import datetime as _dt
-
 __version__ = "0.1.0"
-
-
-def utc_now() -> str:
-    """The `created` stamp of every artifact (checkpoint, manifest, sweep report): ISO 8601, UTC, seconds.
-
-    >>> len(utc_now()), utc_now().endswith("Z")
-    (20, True)
-    """
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

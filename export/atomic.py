@@ -29,7 +29,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from edge.errors import BadInputError, EdgekitError
+from edge.core.errors import BadInputError, EdgekitError
 
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 # What a user fixes on their side (space, quota, the disk, permissions); other OSErrors are bugs.

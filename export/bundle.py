@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge import __version__, utc_now
-from edge.errors import BadInputError
-from edge.tasks import DETECTION
+from edge import __version__
+from edge.core.clock import utc_now
+from edge.core.errors import BadInputError
+from edge.core.tasks import DETECTION
 from export.atomic import check_destination, claim, staged_dir
 from export.manifest import MANIFEST, SCHEMA_VERSION, fallback_entry, model_entry, validate, write_manifest
 
@@ -43,14 +44,14 @@ def _names(metas: list[dict]) -> list[str]:
 
 
 def _stats(model) -> dict:
-    from edge.report import model_report
+    from edge.ml.report import model_report
 
     return model_report(model, tuple(model.edge_config.input_size))
 
 
 def model_bytes(stats: dict, precision: str) -> int:
     """Weights plus the peak activation working set at `precision` (what the memory check weighs)."""
-    from edge.report import BYTES_PER
+    from edge.ml.report import BYTES_PER
 
     return int(stats["weights_bytes"][precision] + stats["activation_bytes"] * BYTES_PER[precision] / 4)
 
@@ -87,7 +88,7 @@ def export_bundle(checkpoints: list, target: str, precision: str, out, force: bo
 
 
 def _export(checkpoints, t, precision, out, force, parity_frames, log, model) -> dict:
-    from export.source import load_for_export, require_int8_ready
+    from export.checkpoints import load_for_export, require_int8_ready
     from targets import check_request
 
     loaded = []
@@ -103,7 +104,7 @@ def _export(checkpoints, t, precision, out, force, parity_frames, log, model) ->
         log(f"warning: {w}")
     fallback = _fallback_precision(t, precision)
     entries = []
-    from edge.training.batches import torch_threads
+    from edge.ml.training.batches import torch_threads
 
     with torch_threads(), staged_dir(out, force) as tmp:
         for name, (path, net, meta, twin, stats) in zip(names, loaded):

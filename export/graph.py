@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
-from edge.inputs import is_detector
+from edge.ml.inputs import is_detector
 
 # Compute-heavy parts of a Faster R-CNN that run in FP16; anchors, box coding, RoIAlign, NMS stay FP32.
 DETECTOR_FP16_ISLANDS = ("backbone", "rpn.head", "roi_heads.box_head", "roi_heads.box_predictor")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge.errors import FileFormatError
-from edge.tasks import activation_for
+from edge.core.errors import FileFormatError
+from edge.core.tasks import activation_for
 from runtime.bundle import MANIFEST, SCHEMA_PATH, SCHEMA_VERSION  # the device's reader owns the contract
 
 __all__ = ["MANIFEST", "SCHEMA_VERSION", "model_entry", "fallback_entry", "validate", "write_manifest",
@@ -21,7 +21,7 @@ STATS_KEYS = ("params", "macs", "weights_bytes", "activation_bytes", "activation
 
 
 def postprocess_for(kind: str, threshold: float = 0.5) -> dict:
-    """How outputs become answers on the device: the task kind's activation (`edge.tasks`) and threshold."""
+    """How outputs become answers on the device: the task kind's activation (`edge.core.tasks`) and threshold."""
     return {"activation": activation_for(kind), "threshold": threshold}
 
 
@@ -84,7 +84,7 @@ def write_manifest(path, manifest: dict) -> None:
 
 def verify_files(root, manifest: dict) -> None:
     """Refuse, by name, any ONNX or engine (primary or fallback) whose sha256 changed since export."""
-    from edge.errors import MissingFileError
+    from edge.core.errors import MissingFileError
     from runtime.bundle import sha256_file
 
     root = Path(root)

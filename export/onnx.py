@@ -26,10 +26,10 @@ import onnx
 import torch
 from torch import nn
 
-from edge.errors import UnsupportedError
-from edge.inputs import example_input, is_detector
+from edge.core.errors import UnsupportedError
+from edge.ml.inputs import example_input, is_detector
 from export.graph import graph_module, output_names, with_fp16_islands
-from compress.quant import count_qdq, is_quantized
+from edge.ml.quantization import count_qdq, is_quantized
 
 OPSET = 17
 _DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16",
@@ -76,7 +76,7 @@ def build_graph(model: nn.Module, precision: str) -> onnx.ModelProto:
                                    "that its quantizers are enabled and calibrated")
     elif quantized:
         raise UnsupportedError(f"{precision} export of a QAT model would bake in fake quantisation; "
-                               f"export it as int8 (or its float twin, export.source.load_for_export)")
+                               f"export it as int8 (or its float twin, export.checkpoints.load_for_export)")
     elif precision == "fp32":
         graph = _slim(_trace(model, names))
     elif precision == "fp16":

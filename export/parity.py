@@ -1,6 +1,6 @@
 """Parity at export: does the ONNX file answer like the PyTorch model it came from, on phantom frames?
 
-The frames are the phantom simulator's (`edge.phantom.sample`), preprocessed exactly as the manifest
+The frames are the phantom simulator's (`edge.core.phantom.sample`), preprocessed exactly as the manifest
 says, so parity measures the graph, not the data path. Each precision has one gate (a miss fails the
 export with `ParityError`) and its figures go into the manifest:
 
@@ -41,8 +41,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from edge.errors import EdgekitError
-from edge.tasks import DETECTION, MULTI_LABEL
+from edge.core.errors import EdgekitError
+from edge.core.tasks import DETECTION, MULTI_LABEL
 from export.graph import run_reference
 
 FP32_MAX_ABS = 1e-4        # per unit of max(1, max |reference logit|): see fp32_bound
@@ -60,8 +60,8 @@ def phantom_set(spec: dict, n: int, seed: int = 0, labels=None) -> tuple[list[np
     """`n` phantom frames preprocessed by `spec` (CxHxW float32), rendered at the model's input size
     (or large enough to hold the spec's ROI crop, which is in source-frame pixels); with `labels`,
     also each frame's true boxes in model-input pixels as (Nx4 boxes, N 1-based label ids)."""
-    from edge.phantom import sample
-    from edge.preprocess import box_targets, preprocess
+    from edge.core.phantom import sample
+    from edge.core.preprocess import box_targets, preprocess
 
     h, w = (int(v) for v in spec["resize"])
     if spec.get("roi"):
@@ -106,8 +106,8 @@ def box_map(reference: list, candidate: list, gt_score: float = 0.5) -> dict:
 
 
 def _coco_map(truth: list[dict], detections: list[dict]) -> float:
-    """COCO mAP@[.5:.95] (0..100) by pycocotools, through the one COCO builder (`edge.training.coco`)."""
-    from edge.training.coco import detection_metrics
+    """COCO mAP@[.5:.95] (0..100) by pycocotools, through the one COCO builder (`edge.ml.training.coco`)."""
+    from edge.ml.training.coco import detection_metrics
 
     ids = [int(v) for side in (truth, detections) for d in side for v in d["labels"]]
     names = [str(i) for i in range(1, max(ids) + 1)]      # category ids are 1-based label ids
@@ -184,7 +184,7 @@ def check_parity(model, onnx_path, precision: str, inputs: list[np.ndarray], kin
     else:
         report = _classifier(kind, precision, np.concatenate([r[0] for r in refs]),
                              np.concatenate([g[0] for g in gots]))
-    report = {"precision": precision, "frames": len(inputs), "frame_source": "edge.phantom",
+    report = {"precision": precision, "frames": len(inputs), "frame_source": "edge.core.phantom",
               "reference": "pytorch-qat" if precision == "int8" else "pytorch-fp32", **report}
     if raise_on_fail and not report["passed"]:
         raise ParityError(f"{onnx_path}: {precision} parity failed: {report['metric']} = "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-from edge.errors import EdgekitError, UnknownNameError, UnsupportedError
+from edge.core.errors import EdgekitError, UnknownNameError, UnsupportedError
 from runtime.bundle import load_bundle
 from runtime.loop import run_loop
 from runtime.outputs import JsonLines, check_output_path, make_outputs, write_json_atomic

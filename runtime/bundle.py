@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.errors import FileFormatError, MissingFileError
+from edge.core.errors import FileFormatError, MissingFileError
 from runtime.manifest_check import check_manifest
 
 SCHEMA_VERSION = 1
@@ -94,7 +94,7 @@ class Bundle:
     models: tuple[ModelEntry, ...]
 
     def model(self, name: str) -> ModelEntry:
-        from edge.errors import UnknownNameError, closest
+        from edge.core.errors import UnknownNameError, closest
 
         names = [m.name for m in self.models]
         if name not in names:

@@ -33,7 +33,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import FileFormatError, MissingFileError, UnsupportedError
+from edge.core.clock import utc_now
+from edge.core.errors import FileFormatError, MissingFileError, UnsupportedError
 
 REBUILD = "run `edgekit build-engines {bundle}` on this device"
 
@@ -297,7 +298,7 @@ def build_engines(bundle, workspace_mb: int | None = None, log=lambda msg: None,
             dropped += record_engine(entry, {
                 "file": name, "gpu": device.gpu, "compute_capability": device.compute_capability,
                 "tensorrt": device.tensorrt, "sha256": sha, "precision": variant["precision"],
-                "onnx": variant["onnx"], "workspace_mb": workspace, "built": _now(),
+                "onnx": variant["onnx"], "workspace_mb": workspace, "built": utc_now(),
                 "trtexec": trtexec_command(variant["onnx"], name, settings)})
         check_manifest(manifest, SCHEMA_PATH, SCHEMA_VERSION)  # never write what the runtime would refuse
         write_json_atomic(root / MANIFEST, manifest)
@@ -321,9 +322,3 @@ def _remove_replaced(root: Path, manifest: dict, dropped: list[dict]) -> None:
             inside_bundle(root, record["file"], "?", "engine file").unlink(missing_ok=True)
         except (FileFormatError, OSError):
             continue  # never delete outside the bundle; a leftover file is harmless
-
-
-def _now() -> str:
-    import datetime as _dt
-
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

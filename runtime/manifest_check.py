@@ -11,9 +11,9 @@ import math
 import re
 from pathlib import Path
 
-from edge.errors import BadInputError, FileFormatError
-from edge.preprocess import INTERPOLATIONS, validate_spec
-from edge.tasks import DETECTION, KINDS, list_tasks
+from edge.core.errors import BadInputError, FileFormatError
+from edge.core.preprocess import INTERPOLATIONS, validate_spec
+from edge.core.tasks import DETECTION, KINDS, list_tasks
 
 MODEL_KEYS = ("name", "task", "kind", "labels", "precision", "onnx", "sha256", "inputs", "outputs",
               "preprocess")
@@ -147,11 +147,11 @@ def _check_preprocess(where: str, spec, inputs: list) -> None:
     if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and 1 <= v <= RESIZE_MAX for v in size)):
         _fail(f"{where}.resize", f"{size!r} is not [height, width]; expected two integers 1..{RESIZE_MAX}")
     roi = spec.get("roi")
-    if roi is not None:
-        if not (isinstance(roi, list) and len(roi) == 4 and all(_is_int(v) and 0 <= v <= ROI_MAX for v in roi)
-                and roi[0] < roi[1] and roi[2] < roi[3]):
-            _fail(f"{where}.roi", f"{roi!r} is not [y0, y1, x0, x1]; expected four integers 0..{ROI_MAX} "
-                                  f"(source-frame pixels) with y0 < y1 and x0 < x1, or null")
+    if roi is not None and not (isinstance(roi, list) and len(roi) == 4
+                                and all(_is_int(v) and 0 <= v <= ROI_MAX for v in roi)
+                                and roi[0] < roi[1] and roi[2] < roi[3]):
+        _fail(f"{where}.roi", f"{roi!r} is not [y0, y1, x0, x1]; expected four integers 0..{ROI_MAX} "
+                              f"(source-frame pixels) with y0 < y1 and x0 < x1, or null")
     if "grey" in spec and not isinstance(spec["grey"], bool):
         _fail(f"{where}.grey", f"{spec['grey']!r} is not true or false")
     if not isinstance(spec.get("interpolation", "linear"), str) or \

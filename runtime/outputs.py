@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import BadInputError, EdgekitError
+from edge.core.errors import BadInputError, EdgekitError
 from runtime.overlay import draw_overlay
 
 
@@ -148,6 +148,17 @@ class Output:
 
     def close(self) -> None:
         pass
+
+
+class Collect(Output):
+    """Keeps every result in `results`: the loop's answers as Python objects, for a caller of
+    `runtime.loop.run_loop` (benchmarks, tests, a notebook) rather than a file."""
+
+    def __init__(self):
+        self.results = []
+
+    def write(self, result, frame) -> None:
+        self.results.append(result)
 
 
 class FpsMeter:

@@ -1,6 +1,6 @@
 """The multi-model pipeline: one frame in, one `Result` out with every bundled model's answer.
 
-Each model gets the manifest's own preprocessing (`edge.preprocess.preprocess`, the implementation
+Each model gets the manifest's own preprocessing (`edge.core.preprocess.preprocess`, the implementation
 training used), batch-1 inference on the chosen backend and postprocessing by kind, and every stage
 is timed so the summary can say where the milliseconds go::
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.errors import BadInputError, FileFormatError, UnsupportedError
-from edge.preprocess import preprocess
-from edge.tasks import DETECTION
+from edge.core.errors import BadInputError, FileFormatError, UnsupportedError
+from edge.core.preprocess import preprocess
+from edge.core.tasks import DETECTION
 from runtime.backends import create_backend, pick_backend
 from runtime.bundle import Bundle, ModelEntry
 from runtime.postprocess import (Geometry, ModelOutput, activate, class_scores, detections,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge.tasks import DETECTION, MULTI_LABEL, activation_for
+from edge.core.tasks import DETECTION, MULTI_LABEL, activation_for
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -35,7 +35,7 @@ class Geometry:
 
     @classmethod
     def of(cls, frame_shape, spec: dict) -> "Geometry":
-        """The mapping `edge.preprocess.preprocess` applied to a frame of `frame_shape` under `spec`."""
+        """The mapping `edge.core.preprocess.preprocess` applied to a frame of `frame_shape` under `spec`."""
         h, w = frame_shape[:2]
         y0, y1, x0, x1 = spec.get("roi") or (0, h, 0, w)
         y0, y1, x0, x1 = max(0, y0), min(h, y1), max(0, x0), min(w, x1)  # crop_roi clips the same way

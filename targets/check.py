@@ -11,13 +11,13 @@ precision) larger than `MEMORY_FRACTION` (a quarter) of the target's smallest va
     >>> check_request("jetson-nano", "int8", 40e6)
     Traceback (most recent call last):
     ...
-    edge.errors.UnsupportedError: target jetson-nano cannot run int8: ...
+    edge.core.errors.UnsupportedError: target jetson-nano cannot run int8: ...
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge.errors import BadInputError, UnsupportedError
+from edge.core.errors import BadInputError, UnsupportedError
 from targets.profiles import PRECISIONS, Target, get_target
 
 MEMORY_FRACTION = 0.25

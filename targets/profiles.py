@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge.errors import UnknownNameError, closest
+from edge.core.errors import lookup
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -101,11 +101,7 @@ _TARGETS: dict[str, Target] = {t.name: t for t in (
 
 def get_target(name: str) -> Target:
     """The profile called `name`; a mistyped name gets a suggestion."""
-    try:
-        return _TARGETS[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown target {name!r}{closest(name, _TARGETS)}; expected one of "
-                               f"{', '.join(_TARGETS)} (see `edgekit targets`)") from None
+    return lookup(_TARGETS, name, "target", f"expected one of {', '.join(_TARGETS)} (see `edgekit targets`)")
 
 
 def list_targets() -> list[Target]:

@@ -23,15 +23,38 @@ sys.meta_path.insert(0, _NoTorch())
 '''
 
 
-@pytest.fixture
-def no_torch_env(tmp_path) -> dict:
-    """Environment for a subprocess in which `import torch` fails, like a plain `pip install edgekit`."""
-    site = tmp_path / "no_torch_site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(_BLOCK_TORCH)
+_NO_TORCH_SITE: list[Path] = []
+
+
+def no_torch_environ() -> dict:
+    """Environment for a subprocess in which `import torch` fails, like a plain `pip install edgekit`:
+    the one way the suite blocks torch (a sitecustomize on PYTHONPATH, so the installed `edgekit`
+    script is blocked too, not only `python -c`)."""
+    import tempfile
+
+    if not _NO_TORCH_SITE:
+        site = Path(tempfile.mkdtemp(prefix="no_torch_site_"))
+        (site / "sitecustomize.py").write_text(_BLOCK_TORCH)
+        _NO_TORCH_SITE.append(site)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(site), str(REPO), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(_NO_TORCH_SITE[0]), str(REPO), env.get("PYTHONPATH", "")])
     return env
+
+
+@pytest.fixture
+def no_torch_env() -> dict:
+    return no_torch_environ()
+
+
+def run_without_torch(code: str, timeout: float = 120, env: dict | None = None):
+    """`python -c code` where torch cannot be imported (see `no_torch_environ`); `sys` is imported for
+    the code, and no display is set (a device runs headless)."""
+    import subprocess
+
+    environ = {k: v for k, v in {**no_torch_environ(), **(env or {})}.items()
+               if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    return subprocess.run([sys.executable, "-c", "import sys\n" + code], capture_output=True, text=True,
+                          timeout=timeout, env=environ, cwd=str(REPO))
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +68,7 @@ def run_cli(*args, env=None, timeout=300):
     """Run the installed `edgekit` entry point in a subprocess; returns CompletedProcess."""
     import subprocess
 
-    code = "import sys; from edge.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from edge.app.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=str(REPO))
 
@@ -91,12 +114,12 @@ def assert_usage_error(proc, needle: str = "") -> None:
 
 
 def run_main(capsys, *args):
-    """`edge.cli.main` in this process (for long case lists where a subprocess per case would cost a
+    """`edge.app.cli.main` in this process (for long case lists where a subprocess per case would cost a
     torch import each); the result looks like a CompletedProcess, so `assert_one_error` reads it.
     An exception other than the CLI's own handling propagates and fails the test, as a traceback would."""
     import subprocess
 
-    from edge.cli import main
+    from edge.app.cli import main
 
     capsys.readouterr()
     code = main([str(a) for a in args])

@@ -23,10 +23,10 @@ FAMILIES = [  # (model, task, input size, create_model overrides)
 @pytest.mark.parametrize("name,task,size,kw", FAMILIES, ids=[f[0] for f in FAMILIES])
 def test_family_compresses_exports_and_runs(name, task, size, kw, tmp_path):
     import runtime
-    from compress import SweepSettings, sweep
-    from edge.checkpoint import save_checkpoint
-    from edge.data.dataset import PhantomDataset
-    from edge.models import create_model
+    from compress.sweep import SweepSettings, sweep
+    from edge.ml.checkpoint import save_checkpoint
+    from edge.ml.data.dataset import PhantomDataset
+    from edge.ml.models import create_model
     from export.bundle import export_bundle
 
     torch.manual_seed(0)
@@ -45,7 +45,8 @@ def test_family_compresses_exports_and_runs(name, task, size, kw, tmp_path):
         bundle = tmp_path / f"bundle-{precision}"
         manifest = export_bundle([rows[variant]["checkpoint"]], "cpu", precision, bundle, parity_frames=4)
         (entry,) = manifest["models"]
-        assert entry["parity"]["passed"] and [o["role"] for o in entry["outputs"]] == roles
+        assert entry["parity"]["passed"]
+        assert [o["role"] for o in entry["outputs"]] == roles
         assert (entry["qdq_pairs"] > 0) == (precision == "int8")
         summary = runtime.run(bundle, source="phantom:3?realtime=0", headless=True, frames=2,
                               json_out=tmp_path / f"{precision}.jsonl", log=lambda msg: None)
@@ -53,4 +54,5 @@ def test_family_compresses_exports_and_runs(name, task, size, kw, tmp_path):
         lines = [json.loads(l) for l in (tmp_path / f"{precision}.jsonl").read_text().splitlines()]
         for line in lines[:-1]:
             out = line["models"][entry["name"]]
-            assert set(out["confidences"]) == set(entry["labels"]) and out["kind"] == entry["kind"]
+            assert set(out["confidences"]) == set(entry["labels"])
+            assert out["kind"] == entry["kind"]

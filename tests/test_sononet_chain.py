@@ -33,11 +33,11 @@ def _frame_results(jsonl) -> tuple[list[dict], dict]:
 
 
 def _torch_confidences(sononet) -> dict[str, np.ndarray]:
-    """Softmax of the released model on each real frame, through the same `edge.preprocess` spec."""
+    """Softmax of the released model on each real frame, through the same `edge.core.preprocess` spec."""
     import torch
 
-    from edge.checkpoint import load_model
-    from edge.preprocess import preprocess
+    from edge.ml.checkpoint import load_model
+    from edge.core.preprocess import preprocess
 
     model, _ = load_model(sononet / "SonoNet16.pth", model="sononet16")
     spec = model.edge_config.preprocess
@@ -66,15 +66,20 @@ def fp32_run(sononet, tmp_path_factory):
 def test_released_sononet16_fp32_bundle_names_each_real_frame_with_pytorch_confidences(sononet, fp32_run):
     manifest, frames, summary = fp32_run
     (entry,) = manifest["models"]
-    assert entry["architecture"] == "sononet16" and entry["source"]["checkpoint"] == "SonoNet16.pth"
-    assert entry["preprocess"]["roi"] == README_ROI and entry["preprocess"]["normalize"]["mode"] == "zscore"
-    assert [o["role"] for o in entry["outputs"]] == ["logits", "cam"] and entry["parity"]["passed"]
-    assert summary["frames"] == 4 and summary["dropped"] == 0            # every image answered, in order
+    assert entry["architecture"] == "sononet16"
+    assert entry["source"]["checkpoint"] == "SonoNet16.pth"
+    assert entry["preprocess"]["roi"] == README_ROI
+    assert entry["preprocess"]["normalize"]["mode"] == "zscore"
+    assert [o["role"] for o in entry["outputs"]] == ["logits", "cam"]
+    assert entry["parity"]["passed"]
+    assert summary["frames"] == 4
+    assert summary["dropped"] == 0
     reference = _torch_confidences(sononet)
     labels = entry["labels"]
     for stem, result in zip(sorted(reference), frames):
         got = result["models"][entry["name"]]
-        assert got["label"] == TRUE_CLASS[stem] and got["confidence"] > 0.98, (stem, got["label"])
+        assert got["label"] == TRUE_CLASS[stem], (stem, got["label"])
+        assert got["confidence"] > 0.98, (stem, got["label"], got["confidence"])
         conf = np.array([got["confidences"][l] for l in labels])        # rounded to 1e-5 in the JSON
         assert np.abs(conf - reference[stem]).max() < 1e-3, stem
         assert got["cam_box"] is not None                               # the class map gave a box
@@ -85,9 +90,10 @@ def _int8_checkpoint(sononet, path):
     the compress quant path without QAT fine-tuning (no labelled standard-plane data here)."""
     import torch
 
-    from compress.quant import quantization_meta, quantize_int8
-    from edge.checkpoint import load_model, save_checkpoint
-    from edge.preprocess import preprocess
+    from edge.ml.quantization import quantization_meta
+    from compress.quant import quantize_int8
+    from edge.ml.checkpoint import load_model, save_checkpoint
+    from edge.core.preprocess import preprocess
     from export.parity import frames
 
     model, _ = load_model(sononet / "SonoNet16.pth", model="sononet16")
@@ -108,7 +114,9 @@ def test_int8_sononet16_bundle_keeps_every_fp32_answer_on_the_real_frames(sonone
     ckpt = _int8_checkpoint(sononet, tmp_path / "sononet16.int8.pt")
     manifest = export_bundle([ckpt], "cpu", "int8", tmp_path / "bundle", parity_frames=4)
     (entry,) = manifest["models"]
-    assert entry["precision"] == "int8" and entry["qdq_pairs"] > 0 and entry["parity"]["passed"]
+    assert entry["precision"] == "int8"
+    assert entry["qdq_pairs"] > 0
+    assert entry["parity"]["passed"]
     summary = runtime.run(tmp_path / "bundle", source=str(sononet / "frames"), headless=True, frames=4,
                           json_out=tmp_path / "run.jsonl", log=lambda msg: None)
     assert summary["frames"] == 4
@@ -119,7 +127,7 @@ def test_int8_sononet16_bundle_keeps_every_fp32_answer_on_the_real_frames(sonone
 
 
 def test_plain_state_dict_without_model_name_is_refused_in_one_line(sononet, tmp_path):
-    from edge.errors import FileFormatError
+    from edge.core.errors import FileFormatError
     from export.bundle import export_bundle
 
     with pytest.raises(FileFormatError, match="plain state_dict.*--model NAME"):

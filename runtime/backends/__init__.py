@@ -9,7 +9,7 @@ a missing TensorRT never breaks the ONNX Runtime path.
 """
 from __future__ import annotations
 
-from edge.errors import UnknownNameError, UnsupportedError, closest
+from edge.core.errors import UnsupportedError, lookup
 from runtime.backends.base import Backend, check_tensor
 from runtime.backends.ort import OnnxRuntimeBackend, OnnxRuntimeCudaBackend, OnnxRuntimeTensorRTBackend
 from runtime.backends.tensorrt import TensorRTBackend
@@ -28,10 +28,7 @@ def backend_names() -> list[str]:
 
 
 def get_backend_class(name: str) -> type[Backend]:
-    if name not in BACKENDS:
-        raise UnknownNameError(f"unknown backend {name!r}{closest(name, backend_names())}; expected one of "
-                               f"{', '.join(backend_names())}")
-    return BACKENDS[name]
+    return lookup(BACKENDS, name, "backend", f"expected one of {', '.join(backend_names())}")
 
 
 def _tensorrt_fits(bundle) -> str | None:

@@ -14,8 +14,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from edge.errors import BadInputError, EdgekitError, FileFormatError
-from edge.tasks import DETECTION
+from edge.core.errors import BadInputError, EdgekitError, FileFormatError
+from edge.core.tasks import DETECTION
 from runtime.bundle import ModelEntry, TensorSpec
 
 

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from edge.errors import FileFormatError, UnsupportedError
+from edge.core.errors import FileFormatError, UnsupportedError
 from runtime.backends.base import Backend, check_graph
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.errors import UnsupportedError
+from edge.core.errors import UnsupportedError
 from runtime.backends.base import Backend, check_graph
 from runtime.engines import DeviceFacts, device_facts, select_engine
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.errors import BadInputError, MissingFileError
+from edge.core.errors import BadInputError, MissingFileError
 from runtime.sources.base import SOURCES, Frame, Pacer, Source, register_source
 from runtime.sources import phantom, opencv, folder  # noqa: F401  (registration order = match order)
 

@@ -16,7 +16,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from edge.errors import BadInputError
+from edge.core.errors import BadInputError
 
 
 @dataclass(frozen=True)

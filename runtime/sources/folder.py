@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import FileFormatError, MissingFileError
+from edge.core.errors import FileFormatError, MissingFileError
 from runtime.sources.base import Pacer, Source, as_bool, as_roi, crop, register_source
 from runtime.sources.opencv import to_rgb
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import FileFormatError, MissingFileError
+from edge.core.errors import FileFormatError, MissingFileError
 from runtime.sources.base import Pacer, Source, as_bool, as_roi, crop, register_source
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mjpg", ".mjpeg", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -56,7 +56,7 @@ class CameraSource(Source):
     def from_spec(cls, spec: str, **opts) -> "CameraSource":
         m = cls._pattern.match(spec)
         if not m:
-            from edge.errors import BadInputError
+            from edge.core.errors import BadInputError
 
             raise BadInputError(f"bad camera source {spec!r}; expected {cls.forms}")
         return cls(int(m.group(2)) if m.group(2) is not None else spec, **opts)

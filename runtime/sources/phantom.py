@@ -1,4 +1,4 @@
-"""The phantom simulator's sweep (`edge.phantom`) as a source: a probe with no hardware.
+"""The phantom simulator's sweep (`edge.core.phantom`) as a source: a probe with no hardware.
 
 It plays the FPUS23-like 23 Hz sweep, paced to real time by default (what a scanner sends) or as fast
 as it renders (`?realtime=0`, for benchmarks and tests). The simulator is imported when the source
@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from edge.errors import BadInputError, UnsupportedError
+from edge.core.errors import BadInputError, UnsupportedError
 from runtime.sources.base import Pacer, Source, as_bool, register_source
 
 
@@ -53,9 +53,9 @@ class PhantomSource(Source):
 
     def _open_impl(self) -> None:
         try:
-            from edge.phantom import sweep
+            from edge.core.phantom import sweep
         except ImportError as exc:
-            raise UnsupportedError(f"the phantom simulator (edge.phantom) is not available ({exc}); "
+            raise UnsupportedError(f"the phantom simulator (edge.core.phantom) is not available ({exc}); "
                                    f"use another --source (a video, an image folder, usb:N)") from None
         self._sweep = iter(sweep(seed=self.seed, frames=self.frames, height=self.height, width=self.width,
                                  fps=self.fps))

@@ -11,7 +11,7 @@ def _ops(path) -> list[str]:
 
 def test_the_timed_graph_is_the_exported_one(tmp_path):
     from compress.latency import write_onnx
-    from edge.models import create_model
+    from edge.ml.models import create_model
     from export.onnx import export_onnx
 
     torch.manual_seed(0)
@@ -24,11 +24,12 @@ def test_the_timed_graph_is_the_exported_one(tmp_path):
 
 def test_a_class_map_model_is_timed_with_its_cam_output_and_left_as_it_was(tmp_path):
     from compress.latency import write_onnx
-    from edge.models import create_model
+    from edge.ml.models import create_model
 
     model = create_model("resnet18_sp", task="anatomy", input_size=(64, 64)).eval()
     timed = onnx.load(str(write_onnx(model, tmp_path / "sp.onnx")))
     assert [o.name for o in timed.graph.output] == ["logits", "cam"]
-    assert model.export_cam is False and "export_cam" not in vars(model)   # its MACs stay the logits-only ones
+    assert model.export_cam is False
+    assert "export_cam" not in vars(model)
     with torch.no_grad():
         assert model(torch.rand(1, 1, 64, 64)).shape == (1, 4)

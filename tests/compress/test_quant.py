@@ -11,10 +11,11 @@ import torch
 @pytest.fixture(scope="module")
 def qat_ckpt(plane_model, plane_sets, tmp_path_factory):
     from compress.data import calibration_batches
-    from compress.quant import quantization_meta, quantize_int8
+    from edge.ml.quantization import quantization_meta
+    from compress.quant import quantize_int8
     from compress.structured import prune_structured
-    from edge.checkpoint import save_checkpoint
-    from edge.train import fit
+    from edge.ml.checkpoint import save_checkpoint
+    from edge.ml.training.fit import fit
 
     pruned, info = prune_structured(plane_model, 0.5)
     q = quantize_int8(copy.deepcopy(pruned), calibration_batches(pruned, plane_sets[0], n=16))
@@ -25,25 +26,29 @@ def qat_ckpt(plane_model, plane_sets, tmp_path_factory):
 
 
 def test_qat_checkpoint_is_plain_data_and_restores_the_same_model(qat_ckpt):
-    from compress.quant import is_quantized, load_quantized
+    from edge.ml.quantization import is_quantized, load_quantized
 
     path, q, _ = qat_ckpt
     raw = torch.load(path, weights_only=True)          # no pickled code: loads under the safe unpickler
     field = raw["quantization"]
-    assert field["method"] == "modelopt" and field["format"] == "int8_qdq" and field["config"] == "INT8_DEFAULT_CFG"
+    assert field["method"] == "modelopt"
+    assert field["format"] == "int8_qdq"
+    assert field["config"] == "INT8_DEFAULT_CFG"
     assert any(k.endswith("weight_quantizer._amax") for k in raw["state_dict"])
     back, meta = load_quantized(path)
     x = torch.rand(4, 1, 32, 32)
     with torch.no_grad():
-        assert is_quantized(back) and torch.equal(back(x), q(x))
+        assert is_quantized(back)
+        assert torch.equal(back(x), q(x))
     twin, _ = load_quantized(path, float_only=True)
-    assert not is_quantized(twin) and meta["compression"][0]["method"] == "structured"
+    assert not is_quantized(twin)
+    assert meta["compression"][0]["method"] == "structured"
 
 
 def test_export_reads_the_same_contract(qat_ckpt):
-    """export/ rebuilds QAT models on its own (export.source); it must read our checkpoints."""
-    pytest.importorskip("export.source")
-    from export.source import load_for_export
+    """export/ rebuilds QAT models on its own (export.checkpoints); it must read our checkpoints."""
+    pytest.importorskip("export.checkpoints")
+    from export.checkpoints import load_for_export
 
     path, q, _ = qat_ckpt
     model, _ = load_for_export(path)
@@ -53,7 +58,7 @@ def test_export_reads_the_same_contract(qat_ckpt):
 
 
 def test_non_plain_state_is_caught():
-    from compress.quant import check_plain
+    from edge.ml.quantization import check_plain
 
     check_plain({"a": [1, 2.0, "x", None, (True, torch.float32)]})
     with pytest.raises(TypeError, match="not plain data"):
@@ -64,7 +69,7 @@ def test_int8_onnx_has_qdq_and_runs_in_onnxruntime(qat_ckpt, tmp_path):
     import onnx
 
     from compress.latency import ort_session, write_onnx
-    from compress.quant import count_qdq, load_quantized
+    from edge.ml.quantization import count_qdq, load_quantized
 
     model, _ = load_quantized(qat_ckpt[0])
     path = write_onnx(model, tmp_path / "q.onnx")
@@ -77,8 +82,8 @@ def test_int8_onnx_has_qdq_and_runs_in_onnxruntime(qat_ckpt, tmp_path):
 
 
 def test_int8_weight_memory_is_a_quarter(qat_ckpt):
-    from compress.quant import int8_weight_bytes
-    from edge.report import weight_bytes
+    from edge.ml.quantization import int8_weight_bytes
+    from edge.ml.report import weight_bytes
 
     _, q, pruned = qat_ckpt
     fp32 = weight_bytes(pruned)["fp32"]

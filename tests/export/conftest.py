@@ -9,7 +9,7 @@ def _calibrate(model, n=8, detector=False):
     import modelopt.torch.quantization as mtq
 
     from export.parity import frames
-    from compress.quant import quantization_meta
+    from edge.ml.quantization import quantization_meta
 
     xs = [torch.from_numpy(f) for f in frames(model.edge_config.preprocess, n, seed=1)]
     loop = (lambda m: m(xs)) if detector else (lambda m: [m(x[None]) for x in xs])
@@ -20,8 +20,8 @@ def _calibrate(model, n=8, detector=False):
 @pytest.fixture(scope="session")
 def ckpts(tmp_path_factory):
     """{'plane', 'plane_qat', 'anatomy'}: resnet8 at 32x32 as edgekit checkpoints (QAT via ModelOpt)."""
-    from edge.checkpoint import save_checkpoint
-    from edge.models import create_model
+    from edge.ml.checkpoint import save_checkpoint
+    from edge.ml.models import create_model
 
     d = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(0)
@@ -38,8 +38,8 @@ def ckpts(tmp_path_factory):
 @pytest.fixture(scope="session")
 def detector_ckpts(tmp_path_factory):
     """{'det', 'det_qat'}: a small Faster R-CNN ResNet10 (64x64, FPN 32 channels)."""
-    from edge.checkpoint import save_checkpoint
-    from edge.models import create_model
+    from edge.ml.checkpoint import save_checkpoint
+    from edge.ml.models import create_model
 
     d = tmp_path_factory.mktemp("det")
     torch.manual_seed(0)

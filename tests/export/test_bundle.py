@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from edge.errors import BadInputError, FileFormatError, UnsupportedError
+from edge.core.errors import BadInputError, FileFormatError, UnsupportedError
 from export.bundle import export_bundle
 from tests.conftest import REPO, run_cli
 
@@ -29,14 +29,19 @@ def test_manifest_matches_the_contract(bundle):
 
     out, manifest = bundle
     assert json.loads((out / "manifest.json").read_text()) == manifest
-    assert manifest["schema_version"] == SCHEMA_VERSION and manifest["target"] == "jetson-orin-nano"
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    assert manifest["target"] == "jetson-orin-nano"
     plane, anatomy = manifest["models"]
     assert (plane["name"], plane["kind"], plane["architecture"]) == ("plane", "single_label", "resnet8")
-    assert anatomy["postprocess"]["activation"] == "sigmoid" and plane["postprocess"]["activation"] == "softmax"
-    assert plane["sha256"] == sha256_file(out / plane["onnx"]) and plane["engines"] == []
-    assert plane["stats"]["params"] > 0 and plane["stats"]["weights_bytes"]["fp16"] * 2 == \
+    assert anatomy["postprocess"]["activation"] == "sigmoid"
+    assert plane["postprocess"]["activation"] == "softmax"
+    assert plane["sha256"] == sha256_file(out / plane["onnx"])
+    assert plane["engines"] == []
+    assert plane["stats"]["params"] > 0
+    assert plane["stats"]["weights_bytes"]["fp16"] * 2 == \
         plane["stats"]["weights_bytes"]["fp32"]
-    assert plane["parity"]["passed"] and plane["parity"]["max_abs_diff"] <= 1e-4
+    assert plane["parity"]["passed"]
+    assert plane["parity"]["max_abs_diff"] <= 1e-4
     assert plane["preprocess"]["resize"] == [32, 32]
     assert sorted(p.name for p in out.iterdir()) == ["anatomy.fp32.onnx", "manifest.json", "plane.fp32.onnx"]
     assert [m.name for m in load_bundle(out).models] == ["plane", "anatomy"]
@@ -55,14 +60,19 @@ def test_tampered_file_is_refused_by_name(bundle, tmp_path):
     with pytest.raises(FileFormatError, match="anatomy.fp32.onnx of model 'anatomy'"):
         load_bundle(copy)
     r = run_cli("inspect", copy)
-    assert r.returncode == 1 and "anatomy.fp32.onnx" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 1
+    assert "anatomy.fp32.onnx" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_inspect_table_and_json(bundle):
     r = run_cli("inspect", bundle[0])
-    assert r.returncode == 0 and "plane.fp32.onnx" in r.stdout and "max_abs_diff" in r.stdout
+    assert r.returncode == 0
+    assert "plane.fp32.onnx" in r.stdout
+    assert "max_abs_diff" in r.stdout
     r = run_cli("inspect", bundle[0], "--json")
-    assert r.returncode == 0 and json.loads(r.stdout) == bundle[1]
+    assert r.returncode == 0
+    assert json.loads(r.stdout) == bundle[1]
 
 
 def test_int8_on_nano_refused_before_any_work(ckpts, tmp_path):
@@ -70,8 +80,11 @@ def test_int8_on_nano_refused_before_any_work(ckpts, tmp_path):
     r = run_cli("export", ckpts["plane_qat"], "--target", "jetson-nano", "--precision", "int8", "--out", out)
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "jetson-nano" in lines[0] and "use --precision fp16" in lines[0]
-    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert len(lines) == 1
+    assert "jetson-nano" in lines[0]
+    assert "use --precision fp16" in lines[0]
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_int8_needs_qat_checkpoint_and_writes_nothing(ckpts, tmp_path):
@@ -89,7 +102,8 @@ def test_refuses_non_empty_out_unless_force(ckpts, bundle, tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     manifest = export_bundle([ckpts["plane"]], "cpu", "fp32", out, force=True, **FAST)
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "plane.fp32.onnx"]
-    assert manifest["target"] == "cpu" and not list(tmp_path.glob(".o.*"))  # no staging or old copy left
+    assert manifest["target"] == "cpu"
+    assert not list(tmp_path.glob(".o.*"))
 
 
 def test_exception_midway_leaves_nothing(ckpts, tmp_path, monkeypatch):
@@ -112,7 +126,7 @@ def test_exception_midway_leaves_nothing(ckpts, tmp_path, monkeypatch):
 
 def test_killed_export_leaves_nothing_at_destination(ckpts, tmp_path):
     out = tmp_path / "o"
-    code = "import sys; from edge.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from edge.app.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen([sys.executable, "-c", code, "export", str(ckpts["plane"]), str(ckpts["anatomy"]),
                              "--target", "cpu", "--precision", "fp32", "--out", str(out), "--parity-frames", "400"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -133,9 +147,13 @@ def test_jetson_int8_bundle_carries_fp16_fallback(ckpts, tmp_path):
 
     m = export_bundle([ckpts["plane_qat"]], "jetson", "int8", tmp_path / "j", **FAST)
     entry = m["models"][0]
-    assert entry["precision"] == "int8" and entry["qdq_pairs"] > 0 and entry["parity"]["reference"] == "pytorch-qat"
+    assert entry["precision"] == "int8"
+    assert entry["qdq_pairs"] > 0
+    assert entry["parity"]["reference"] == "pytorch-qat"
     (fb,) = entry["fallbacks"]
-    assert fb["precision"] == "fp16" and fb["parity"]["passed"] and (tmp_path / "j" / fb["onnx"]).is_file()
+    assert fb["precision"] == "fp16"
+    assert fb["parity"]["passed"]
+    assert (tmp_path / "j" / fb["onnx"]).is_file()
     assert any("jetson-nano" in w for w in m["warnings"])
     load_bundle(tmp_path / "j")
     # a single device with INT8 gets only what it asked for
@@ -147,6 +165,8 @@ def test_jetson_int8_bundle_carries_fp16_fallback(ckpts, tmp_path):
 def test_detector_int8_bundle(detector_ckpts, tmp_path):
     m = export_bundle([detector_ckpts["det_qat"]], "jetson", "int8", tmp_path / "d", parity_frames=4)
     entry = m["models"][0]
-    assert entry["kind"] == "detection" and entry["postprocess"]["activation"] == "none"
+    assert entry["kind"] == "detection"
+    assert entry["postprocess"]["activation"] == "none"
     assert [o["role"] for o in entry["outputs"]] == ["boxes", "scores", "labels"]
-    assert entry["parity"]["passed"] and entry["fallbacks"][0]["parity"]["passed"]
+    assert entry["parity"]["passed"]
+    assert entry["fallbacks"][0]["parity"]["passed"]

@@ -6,10 +6,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from edge.errors import FileFormatError, UnsupportedError
+from edge.core.errors import FileFormatError, UnsupportedError
 from export.onnx import OPSET, export_onnx
 from export.parity import check_parity, frames
-from export.source import load_for_export
+from export.checkpoints import load_for_export
 
 
 def _ort(path):
@@ -26,10 +26,13 @@ def test_classifier_each_precision(ckpts, tmp_path, precision):
     assert info["inputs"] == [{"name": "input", "shape": [1, 1, 32, 32], "dtype": "float32"}]
     assert info["outputs"] == [{"name": "logits", "shape": [1, 4], "dtype": "float32", "role": "logits"}]
     out = _ort(tmp_path / info["file"]).run(None, {"input": np.zeros((1, 1, 32, 32), np.float32)})
-    assert out[0].shape == (1, 4) and out[0].dtype == np.float32 and np.isfinite(out[0]).all()
+    assert out[0].shape == (1, 4)
+    assert out[0].dtype == np.float32
+    assert np.isfinite(out[0]).all()
     report = check_parity(model, tmp_path / info["file"], precision, frames(meta["config"]["preprocess"], 32),
                           "single_label")
-    assert report["passed"] and report["top1_agreement"] >= 0.99
+    assert report["passed"]
+    assert report["top1_agreement"] >= 0.99
     if precision == "fp32":
         assert report["max_abs_diff"] <= 1e-4
     halves = sum(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.graph.initializer)
@@ -57,12 +60,14 @@ def test_int8_needs_a_qat_model(ckpts, tmp_path):
 def test_qat_restore_reproduces_the_quantized_model(ckpts):
     import torch
 
-    from compress.quant import is_quantized
+    from edge.ml.quantization import is_quantized
 
     a, meta = load_for_export(ckpts["plane_qat"])
     b, _ = load_for_export(ckpts["plane_qat"])
     twin, _ = load_for_export(ckpts["plane_qat"], float_only=True)
-    assert is_quantized(a) and not is_quantized(twin) and meta["quantization"]["method"] == "modelopt"
+    assert is_quantized(a)
+    assert not is_quantized(twin)
+    assert meta["quantization"]["method"] == "modelopt"
     x = torch.rand(2, 1, 32, 32)
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
@@ -70,8 +75,8 @@ def test_qat_restore_reproduces_the_quantized_model(ckpts):
 
 
 def test_bad_quantization_meta_is_refused():
-    from edge.models import create_model
-    from compress.quant import restore_quantized
+    from edge.ml.models import create_model
+    from edge.ml.quantization import restore_quantized
 
     m = create_model("resnet8", task="plane", input_size=(32, 32))
     with pytest.raises(FileFormatError, match="not 'modelopt'"):
@@ -90,10 +95,17 @@ def test_detector_exports_and_runs(detector_ckpts, tmp_path):
     for precision in ("fp32", "fp16"):
         info = export_onnx(model, tmp_path / f"det.{precision}.onnx", precision)
         assert [o["name"] for o in info["outputs"]] == ["boxes", "scores", "labels"]
-        assert info["outputs"][0]["shape"] == ["detections", 4] and info["outputs"][2]["dtype"] == "int64"
+        assert info["outputs"][0]["shape"] == ["detections", 4]
+        assert info["outputs"][2]["dtype"] == "int64"
         boxes, scores, labels = _ort(tmp_path / info["file"]).run(None, {"input": inputs[0][None]})
-        assert boxes.shape[1] == 4 and boxes.dtype == np.float32 and scores.shape == labels.shape
-        assert labels.dtype == np.int64 and (labels >= 1).all() and (boxes >= 0).all() and (boxes <= 64).all()
+        assert boxes.shape[1] == 4
+        assert boxes.dtype == np.float32
+        assert scores.shape == labels.shape
+        assert labels.dtype == np.int64
+        assert (labels >= 1).all()
+        assert (boxes >= 0).all()
+        assert (boxes <= 64).all()
     # every reference detection as ground truth: fp32 must find the same boxes
     rep = check_parity(model, tmp_path / "det.fp32.onnx", "fp32", inputs, "detection", gt_score=0.0)
-    assert rep["map"] >= 99 and rep["passed"]
+    assert rep["map"] >= 99
+    assert rep["passed"]

@@ -36,13 +36,17 @@ def test_build_engines_without_tensorrt_exits_1(ckpts, tmp_path):
     r = run_cli("build-engines", out)
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "TensorRT is not installed" in lines[0] and "on the device" in lines[0]
-    assert (out / "manifest.json").read_bytes() == before and not list(out.glob("*.engine"))
+    assert len(lines) == 1
+    assert "TensorRT is not installed" in lines[0]
+    assert "on the device" in lines[0]
+    assert (out / "manifest.json").read_bytes() == before
+    assert not list(out.glob("*.engine"))
 
 
 def test_build_engines_on_a_missing_bundle(tmp_path):
     r = run_cli("build-engines", tmp_path / "nope")
-    assert r.returncode == 1 and "no bundle" in r.stderr
+    assert r.returncode == 1
+    assert "no bundle" in r.stderr
 
 
 def test_device_side_verbs_are_torch_free(bundle_dir_for_device, no_torch_env):
@@ -52,14 +56,16 @@ def test_device_side_verbs_are_torch_free(bundle_dir_for_device, no_torch_env):
 
     from tests.conftest import REPO
 
-    code = "import sys; from edge.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from edge.app.cli import main; sys.exit(main(sys.argv[1:]))"
     r = subprocess.run([sys.executable, "-c", code, "inspect", str(bundle_dir_for_device)], env=no_torch_env,
                        capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
     if not HAS_TRT:
         r = subprocess.run([sys.executable, "-c", code, "build-engines", str(bundle_dir_for_device)],
                            env=no_torch_env, capture_output=True, text=True, cwd=REPO)
-        assert r.returncode == 1 and "TensorRT is not installed" in r.stderr and "blocked" not in r.stderr
+        assert r.returncode == 1
+        assert "TensorRT is not installed" in r.stderr
+        assert "blocked" not in r.stderr
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import assert_one_error, run_edgekit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
-import rt_models  # noqa: E402
+import rt_models
 
 LOAD_VERBS = {
     "run": ("run", "{b}", "--frames", "2", "--headless", "--backend", "onnxruntime"),
@@ -159,7 +159,8 @@ def test_a_manifest_that_disagrees_with_its_onnx_is_refused_before_the_first_fra
     change, needle = DISAGREE[case]
     root = make_bundle(base_bundle, tmp_path, change)
     line = assert_one_error(run_edgekit(*verb("run", root)), needle)
-    assert "re-export the bundle" in line and "model " in line
+    assert "re-export the bundle" in line
+    assert "model " in line
     assert "#000000" not in run_edgekit(*verb("run", root)).stdout  # refused before any frame
     assert_one_error(run_edgekit(*verb("bench", root)), needle)  # not "backend not run" with exit 0
 
@@ -200,7 +201,8 @@ def test_an_unbounded_or_inconsistent_value_is_refused_at_load(base_bundle, tmp_
     change, needle = BOUNDS[case]
     root = make_bundle(base_bundle, tmp_path, change)
     line = assert_one_error(run_edgekit(*verb(command, root)), needle)
-    assert line.startswith("error: manifest.json: models[") and "re-export the bundle" in line
+    assert line.startswith("error: manifest.json: models[")
+    assert "re-export the bundle" in line
 
 
 def test_a_roi_outside_the_actual_frames_is_one_line_at_run_time(base_bundle, tmp_path):
@@ -208,7 +210,8 @@ def test_a_roi_outside_the_actual_frames_is_one_line_at_run_time(base_bundle, tm
     the model, the ROI and the frame size."""
     root = make_bundle(base_bundle, tmp_path, lambda m, r: plane(m)["preprocess"].update(roi=[0, 40, 5000, 5040]))
     line = assert_one_error(run_edgekit(*verb("run", root)), "model 'plane': ROI [y0, y1, x0, x1] = [0, 40, 5000, 5040]")
-    assert "lies outside the" in line and "(width x height) frame" in line
+    assert "lies outside the" in line
+    assert "(width x height) frame" in line
 
 
 def test_a_roi_partly_off_the_frame_is_clipped_and_runs(base_bundle, tmp_path):

@@ -18,8 +18,8 @@ from tests.conftest import assert_one_error, run_edgekit, run_main
 def good(tmp_path_factory):
     import torch
 
-    from edge.checkpoint import save_checkpoint
-    from edge.models import create_model
+    from edge.ml.checkpoint import save_checkpoint
+    from edge.ml.models import create_model
 
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("good")

@@ -72,8 +72,8 @@ builtins.open = io.open = _faulty_open
 def plane_ckpt(tmp_path_factory):
     import torch
 
-    from edge.checkpoint import save_checkpoint
-    from edge.models import create_model
+    from edge.ml.checkpoint import save_checkpoint
+    from edge.ml.models import create_model
 
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("ckpt")
@@ -174,7 +174,7 @@ def test_two_concurrent_exports_to_one_new_out_one_wins_the_other_is_refused(pla
 def test_publish_never_replaces_a_bundle_that_appeared_meanwhile(tmp_path):
     """The last line of defence, without the lock (another tool, another host on a shared disk):
     the no-replace rename refuses, the staging directory is removed, and the bundle there stays."""
-    from edge.errors import BadInputError
+    from edge.core.errors import BadInputError
     from export.atomic import staged_dir
 
     out = tmp_path / "b"
@@ -223,5 +223,6 @@ def test_synth_frames_fewer_than_streams_is_one_line_and_one_frame_works(tmp_pat
                      "at least one frame per stream")
     t0 = time.monotonic()
     proc = run_edgekit("data", "synth", tmp_path / "one", "--frames", "1", "--size", "32x32")
-    assert proc.returncode == 0 and "wrote 1 frames in 1 streams" in proc.stdout, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 1 frames in 1 streams" in proc.stdout, (proc.stdout, proc.stderr)
     assert time.monotonic() - t0 < 60

@@ -18,13 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.errors import EdgekitError
+from edge.core.errors import EdgekitError
 from runtime.bundle import load_bundle
 from runtime.pipeline import Pipeline
 from runtime.sources import Frame
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
-import rt_models  # noqa: E402
+import rt_models
 
 FUZZ = settings(max_examples=50, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -63,7 +63,8 @@ def attempt(base: dict, manifest: dict) -> bool:
                     json.dumps(result.to_dict())
         except EdgekitError as exc:
             message = str(exc)
-            assert message and "\n" not in message, repr(message)  # one line at the CLI
+            assert message, f"empty error message from {type(exc).__name__}"
+            assert "\n" not in message, repr(message)  # one line at the CLI
             return False
         return True
 

@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import REPO, assert_one_error, edgekit_exe, run_edgekit
 
 sys.path.insert(0, str(REPO / "tests" / "runtime"))
-import rt_models  # noqa: E402
+import rt_models
 
 FAST = "phantom:0?realtime=0&width=160&height=96"
 LIVE = "phantom:0?width=160&height=96"  # paced at 23 Hz, endless: only a signal stops it
@@ -78,7 +78,8 @@ def earlier_log(tmp_path) -> tuple[Path, bytes]:
 def test_json_out_directory_is_one_error(bundle, tmp_path):
     proc = run_edgekit("run", bundle, "--source", FAST, "--headless", "--frames", "2", "--json-out", tmp_path)
     line = assert_one_error(proc, "--json-out")
-    assert "is a directory" in line and str(tmp_path) in line
+    assert "is a directory" in line
+    assert str(tmp_path) in line
     assert "source:" not in proc.stderr  # refused before the source was opened
     assert list(tmp_path.iterdir()) == []
 
@@ -87,7 +88,8 @@ def test_json_out_in_missing_folder_is_one_error(bundle, tmp_path):
     target = tmp_path / "no" / "such" / "run.jsonl"
     proc = run_edgekit("run", bundle, "--source", FAST, "--headless", "--frames", "2", "--json-out", target)
     line = assert_one_error(proc, "does not exist")
-    assert str(target.parent) in line and "mkdir -p" in line
+    assert str(target.parent) in line
+    assert "mkdir -p" in line
     assert not (tmp_path / "no").exists()
 
 
@@ -95,7 +97,8 @@ def test_record_onto_existing_file_is_one_error(bundle, tmp_path):
     log, before = earlier_log(tmp_path)
     proc = run_edgekit("run", bundle, "--source", FAST, "--headless", "--frames", "2", "--record", log)
     line = assert_one_error(proc, "--record")
-    assert "existing file" in line and str(log) in line
+    assert "existing file" in line
+    assert str(log) in line
     assert log.read_bytes() == before
 
 
@@ -104,7 +107,8 @@ def test_bench_out_bad_path_is_one_error(bundle, tmp_path, where):
     out = tmp_path if where == "directory" else tmp_path / "missing" / "bench.json"
     proc = run_edgekit("bench", bundle, "--source", FAST, "--frames", "4", "--out", out)
     assert_one_error(proc, "--out")
-    assert "bench:" not in proc.stderr and proc.stdout == ""  # nothing ran
+    assert "bench:" not in proc.stderr
+    assert proc.stdout == ""
     assert list(tmp_path.iterdir()) == []
 
 
@@ -139,7 +143,9 @@ def test_successful_run_replaces_earlier_log(bundle, tmp_path):
     proc = run_edgekit("run", bundle, "--source", FAST, "--headless", "--frames", "3", "--json-out", log)
     assert proc.returncode == 0, proc.stderr
     rows = strict_rows(log)
-    assert len(rows) == 4 and rows[-1]["summary"]["frames"] == 3 and "note" not in rows[0]
+    assert len(rows) == 4
+    assert rows[-1]["summary"]["frames"] == 3
+    assert "note" not in rows[0]
 
 
 # ---- a full disk -----------------------------------------------------------------------------------
@@ -148,7 +154,8 @@ def test_successful_run_replaces_earlier_log(bundle, tmp_path):
 def test_dev_full_is_one_error(bundle):
     proc = run_edgekit("run", bundle, "--source", FAST, "--headless", "--frames", "3", "--json-out", "/dev/full")
     line = assert_one_error(proc, "/dev/full")
-    assert "free space" in line and "No space left on device" in line
+    assert "free space" in line
+    assert "No space left on device" in line
 
 
 ENOSPC_SITE = '''
@@ -198,9 +205,11 @@ def test_enospc_midway_keeps_complete_lines(bundle, tmp_path):
     env = site_env(tmp_path, ENOSPC_SITE, EDGEKIT_TEST_ENOSPC_PATH=out, EDGEKIT_TEST_ENOSPC_AFTER=room)
     proc = run_edgekit("run", bundle, "--source", FAST, "--headless", "--frames", "50", "--json-out", out, env=env)
     line = assert_one_error(proc, str(out))
-    assert "No space left on device" in line and "free space" in line
+    assert "No space left on device" in line
+    assert "free space" in line
     rows = strict_rows(out)
-    assert 1 <= len(rows) < 50 and all("summary" not in r for r in rows)
+    assert 1 <= len(rows) < 50
+    assert all("summary" not in r for r in rows)
     assert f"keeps its {len(rows)} complete rows" in line
     assert len(out.read_bytes()) <= room
 
@@ -211,9 +220,11 @@ def test_file_size_limit_midway_keeps_complete_lines(bundle, tmp_path):
     env = site_env(tmp_path, FSIZE_SITE, EDGEKIT_TEST_FSIZE=3000)
     proc = run_edgekit("run", bundle, "--source", FAST, "--headless", "--frames", "50", "--json-out", out, env=env)
     line = assert_one_error(proc, str(out))
-    assert "File too large" in line and "free space" in line
+    assert "File too large" in line
+    assert "free space" in line
     rows = strict_rows(out)
-    assert 1 <= len(rows) < 50 and len(out.read_bytes()) <= 3000
+    assert 1 <= len(rows) < 50
+    assert len(out.read_bytes()) <= 3000
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE semantics are Linux's")
@@ -243,13 +254,16 @@ def test_nan_confidences_are_null(nan_bundle, tmp_path):
     proc = run_edgekit("run", nan_bundle, "--source", FAST, "--headless", "--frames", "3", "--json-out", out)
     assert proc.returncode == 0, proc.stderr
     rows = strict_rows(out)
-    assert len(rows) == 4 and "summary" in rows[-1]
+    assert len(rows) == 4
+    assert "summary" in rows[-1]
     plane = rows[0]["models"]["plane"]
-    assert plane["confidence"] is None and set(plane["confidences"].values()) == {None}
+    assert plane["confidence"] is None
+    assert set(plane["confidences"].values()) == {None}
     proc = run_edgekit("run", nan_bundle, "--source", FAST, "--headless", "--frames", "2", "--json-out", "-")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line, parse_constant=_no_constants) for line in proc.stdout.splitlines()]
-    assert len(rows) == 3 and rows[0]["models"]["plane"]["confidence"] is None
+    assert len(rows) == 3
+    assert rows[0]["models"]["plane"]["confidence"] is None
 
 
 def test_strict_json_maps_every_non_finite():
@@ -273,7 +287,8 @@ def test_folder_rows_name_their_file(bundle, tmp_path):
     assert [r["frame"]["file"] for r in rows] == ["a.png", "b.png", "c.png"]
     assert all(r["frame"]["source"] == "folder" and Path(r["frame"]["path"]).parent == frames for r in rows)
     assert [r["index"] for r in rows] == [0, 1, 2]  # existing keys kept
-    assert rows[0]["models"]["plane"]["label"] == "AC" and rows[1]["models"]["plane"]["label"] == "BPD"
+    assert rows[0]["models"]["plane"]["label"] == "AC"
+    assert rows[1]["models"]["plane"]["label"] == "BPD"
 
 
 def test_video_rows_name_frame_number_and_time(bundle, tmp_path):
@@ -288,10 +303,12 @@ def test_video_rows_name_frame_number_and_time(bundle, tmp_path):
     frames = [r["frame"] for r in strict_rows(out)[:-1]]
     assert frames, proc.stderr
     for f in frames:  # the newest frame wins, so some may be dropped; each names its own place
-        assert f["source"] == "video" and f["file"] == "clip.avi"
+        assert f["source"] == "video"
+        assert f["file"] == "clip.avi"
         assert f["pos_ms"] == pytest.approx(40.0 * f["frame"], abs=0.5)
     numbers = [f["frame"] for f in frames]
-    assert numbers == sorted(set(numbers)) and numbers[-1] == 3  # the last frame is never dropped
+    assert numbers == sorted(set(numbers))
+    assert numbers[-1] == 3
 
 
 def test_phantom_rows_name_seed_and_index(bundle, tmp_path):
@@ -341,11 +358,15 @@ def _stop_with(bundle, tmp_path, sig) -> tuple[int, list[dict], str, str]:
 def test_signal_writes_summary_and_exits_128_plus_signal(bundle, tmp_path, sig, code):
     returncode, rows, stdout, stderr = _stop_with(bundle, tmp_path, sig)
     assert returncode == code, stderr
-    assert "Traceback" not in stdout + stderr and "error:" not in stderr
-    assert "summary" in rows[-1] and all("summary" not in r for r in rows[:-1])
+    assert "Traceback" not in stdout + stderr
+    assert "error:" not in stderr
+    assert "summary" in rows[-1]
+    assert all("summary" not in r for r in rows[:-1])
     summary = rows[-1]["summary"]
-    assert summary["signal"] == sig.name and summary["frames"] == len(rows) - 1 >= 1
-    assert f"frames {summary['frames']} in" in stdout and "end-to-end latency" in stdout
+    assert summary["signal"] == sig.name
+    assert summary["frames"] == len(rows) - 1 >= 1
+    assert f"frames {summary['frames']} in" in stdout
+    assert "end-to-end latency" in stdout
     assert f"stopped by {sig.name}" in stderr
 
 
@@ -374,10 +395,13 @@ def test_loop_restores_signal_handlers(bundle):
         spy = Spy()
         with Pipeline(load_bundle(bundle)) as pipe:
             summary = run_loop(pipe, open_source(FAST), [spy], frames=2, log=lambda m: None)
-        assert summary["frames"] == 2 and "signal" not in summary
+        assert summary["frames"] == 2
+        assert "signal" not in summary
         assert len(spy.during) == 2
         term, hup = spy.during[0]
-        assert term is not marker and callable(term) and hup is signal.SIG_IGN
+        assert term is not marker
+        assert callable(term)
+        assert hup is signal.SIG_IGN
         assert signal.getsignal(signal.SIGTERM) is marker
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
         assert signal.getsignal(signal.SIGINT) is previous[signal.SIGINT]

@@ -2,11 +2,10 @@
 traceback, for every verb (issue 10, item 1). The verbs come from the app itself, so a new verb is
 covered with no extra work."""
 import pytest
-
-from edge.cli import app
-from tests.conftest import assert_usage_error, run_edgekit
-
 import typer.main
+
+from edge.app.cli import app
+from tests.conftest import assert_usage_error, run_edgekit
 
 VERBS = sorted(typer.main.get_command(app).commands)
 
@@ -42,3 +41,20 @@ def test_help_still_exits_0():
     proc = run_edgekit("--help")
     assert proc.returncode == 0, proc.stderr
     assert "Usage: edgekit" in proc.stdout
+
+
+def _leaf_commands():
+    """Every command a user can type, with the group's subcommands (`data synth`)."""
+    leaves = []
+    for name, cmd in sorted(typer.main.get_command(app).commands.items()):
+        subs = getattr(cmd, "commands", None)
+        leaves += [f"{name} {sub}" for sub in sorted(subs)] if subs else [name]
+    return leaves
+
+
+@pytest.mark.parametrize("command", _leaf_commands())
+def test_every_command_has_help_that_names_its_usage(command):
+    proc = run_edgekit(*command.split(), "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"Usage: edgekit {command}"), proc.stdout[:200]
+    assert "Traceback" not in proc.stderr

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # rt_models, whatever pytest's import mode
 
-import rt_models  # noqa: E402
+import rt_models
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,7 @@ def preprocess_spec(roi=None) -> dict:
             "normalize": {"mode": "meanstd", "mean": [0.5], "std": [0.25], "scale": 255.0}}
 
 
-TASK_OF = {"sononet": "standard_plane"}  # a manifest's task must be one edge.tasks knows
+TASK_OF = {"sononet": "standard_plane"}  # a manifest's task must be one edge.core.tasks knows
 
 
 def entry(name: str, kind: str, labels, outputs, roi=None, **postprocess) -> dict:

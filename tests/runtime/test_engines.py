@@ -17,7 +17,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from edge.errors import FileFormatError, MissingFileError, UnsupportedError
+from edge.core.errors import FileFormatError, MissingFileError, UnsupportedError
 from runtime.bundle import EngineEntry, load_bundle
 from runtime.engines import (DeviceFacts, build_engine, build_engines, build_settings, engine_mismatch, engine_name,
                              pick_variant, record_engine, select_engine, trtexec_command)
@@ -164,7 +164,9 @@ def test_engine_for_another_device_is_refused_in_one_line_naming_the_rebuild(tmp
     with pytest.raises(UnsupportedError) as exc:
         select_engine(model, ORIN_30, "my-bundle/")
     message = str(exc.value)
-    assert "\n" not in message and reason in message and engine.file.name in message
+    assert "\n" not in message
+    assert reason in message
+    assert engine.file.name in message
     assert message.endswith("run `edgekit build-engines my-bundle/` on this device")
 
 
@@ -209,17 +211,20 @@ def test_rebuild_after_a_tensorrt_build_number_update_leaves_only_the_new_engine
     """The issue-11 bug: 10.3.0.26 -> 10.3.0.30 on the same GPU used to add a second record behind the first."""
     build_engines(plane_copy, trt=FakeTensorRT("10.3.0.26"), device=ORIN_26)
     (old,) = _manifest(plane_copy)["models"][0]["engines"]
-    assert old["tensorrt"] == "10.3.0.26" and (plane_copy / old["file"]).is_file()
+    assert old["tensorrt"] == "10.3.0.26"
+    assert (plane_copy / old["file"]).is_file()
 
     build_engines(plane_copy, trt=FakeTensorRT("10.3.0.30"), device=ORIN_30)
     (new,) = _manifest(plane_copy)["models"][0]["engines"]
-    assert new["tensorrt"] == "10.3.0.30" and new["file"] != old["file"]
+    assert new["tensorrt"] == "10.3.0.30"
+    assert new["file"] != old["file"]
     assert not (plane_copy / old["file"]).exists()  # the replaced engine's file is gone too
     assert sorted(p.name for p in plane_copy.glob("*.engine")) == [new["file"]]
     assert not list(plane_copy.glob(".*"))  # no temp files left by the atomic writes
     bundle = load_bundle(plane_copy)  # sha256 of the new engine checked
     chosen = select_engine(bundle.model("plane"), ORIN_30)
-    assert chosen.file.name == new["file"] and chosen.tensorrt == "10.3.0.30"
+    assert chosen.file.name == new["file"]
+    assert chosen.tensorrt == "10.3.0.30"
 
 
 def test_build_engines_records_what_it_built(plane_copy):
@@ -282,7 +287,8 @@ def test_unparsable_onnx_and_failed_build_are_one_line_errors(tmp_path):
     settings = build_settings("10.3.0.30", "fp32", 64)
     with pytest.raises(FileFormatError) as exc:
         build_engine(FakeTensorRT(), tmp_path / "bad.onnx", settings, 64)
-    assert "cannot parse bad.onnx" in str(exc.value) and "\n" not in str(exc.value)
+    assert "cannot parse bad.onnx" in str(exc.value)
+    assert "\n" not in str(exc.value)
     import rt_models
 
     onnx.save(rt_models.classifier(), tmp_path / "m.onnx")
@@ -315,7 +321,8 @@ def test_build_engines_reads_the_bundle_through_load_bundle(plane_copy):
     (plane_copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(FileFormatError, match="outside"):
         build_engines(plane_copy, trt=trt, device=ORIN_30)
-    assert trt.calls == [] and not list(plane_copy.glob("*.engine"))
+    assert trt.calls == []
+    assert not list(plane_copy.glob("*.engine"))
 
 
 def test_pick_variant_falls_back_where_int8_is_missing():
@@ -332,7 +339,7 @@ def test_build_engines_cli_prints_the_records(plane_copy, monkeypatch, capsys):
     import sys
 
     import runtime.engines as engines
-    from edge.cli import main
+    from edge.app.cli import main
 
     monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT("10.3.0.30"))
     monkeypatch.setattr(engines, "_gpu", lambda: ("Orin", "8.7"))

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edge.errors import BadInputError, EdgekitError, MissingFileError, UnknownNameError, UnsupportedError
+from edge.core.errors import BadInputError, EdgekitError, MissingFileError, UnknownNameError, UnsupportedError
 from runtime.backends import (AUTO, BACKENDS, DeviceFacts, backend_names, create_backend, engine_mismatch,
                               pick_backend, select_engine)
 from runtime.backends.ort import available_providers
@@ -26,9 +26,11 @@ def test_onnxruntime_runner_lifecycle(bundle):
         runner.infer({"input": np.zeros((1, 1, 32, 32), np.float32)})
     with runner:
         out = runner.infer({"input": np.full((1, 1, 32, 32), 2.0, np.float32)})
-        assert list(out) == ["logits"] and np.allclose(out["logits"], [[2.0, -2.0, 0.0, 1.0]], atol=1e-6)
+        assert list(out) == ["logits"]
+        assert np.allclose(out["logits"], [[2.0, -2.0, 0.0, 1.0]], atol=1e-6)
         assert "CPUExecutionProvider" in runner.describe()
-    assert not runner.is_active and runner.session is None
+    assert not runner.is_active
+    assert runner.session is None
 
 
 @pytest.mark.parametrize("feed, text", [
@@ -39,9 +41,8 @@ def test_onnxruntime_runner_lifecycle(bundle):
     ({"input": [[0.0]]}, "Received a list"),
 ])
 def test_input_checks_name_tensor_received_and_expected(bundle, feed, text):
-    with create_backend("onnxruntime", bundle.model("plane")) as runner:
-        with pytest.raises(BadInputError, match=text):
-            runner.infer(feed)
+    with create_backend("onnxruntime", bundle.model("plane")) as runner, pytest.raises(BadInputError, match=text):
+        runner.infer(feed)
 
 
 def test_graph_inputs_must_match_manifest(bundle):
@@ -63,7 +64,8 @@ def test_registry_sweep(bundle):
         else:  # cannot run here: the error says what is missing, in one line
             with pytest.raises(UnsupportedError) as exc:
                 create_backend(name, bundle.model("plane"))
-            assert name in str(exc.value) and "\n" not in str(exc.value)
+            assert name in str(exc.value)
+            assert "\n" not in str(exc.value)
 
 
 def test_unknown_backend_suggests_a_name(bundle):
@@ -73,10 +75,13 @@ def test_unknown_backend_suggests_a_name(bundle):
 
 def test_auto_says_what_it_picked(bundle):
     name, why = pick_backend("auto", bundle)
-    assert name in BACKENDS and why.startswith("auto:")
+    assert name in BACKENDS
+    assert why.startswith("auto:")
     providers = available_providers()
     if "TensorrtExecutionProvider" not in providers and "CUDAExecutionProvider" not in providers:
-        assert name == "onnxruntime" and "no TensorRT engines" in why and "CPU" in why
+        assert name == "onnxruntime"
+        assert "no TensorRT engines" in why
+        assert "CPU" in why
     assert pick_backend("onnxruntime", bundle) == ("onnxruntime", "requested")
 
 
@@ -90,7 +95,9 @@ def _engine(tmp_path, **over) -> EngineEntry:
 def test_engine_mismatch_is_a_pure_function(tmp_path):
     assert engine_mismatch(_engine(tmp_path), ORIN) is None  # same release, another build number
     why = engine_mismatch(_engine(tmp_path, gpu="Xavier", compute_capability="7.2", tensorrt="8.5.2"), ORIN)
-    assert "GPU 'Xavier' != 'Orin'" in why and "7.2 != 8.7" in why and "TensorRT 8.5.2 != 10.3.0.30" in why
+    assert "GPU 'Xavier' != 'Orin'" in why
+    assert "7.2 != 8.7" in why
+    assert "TensorRT 8.5.2 != 10.3.0.30" in why
     assert "TensorRT 10.4.0" in engine_mismatch(_engine(tmp_path, tensorrt="10.4.0"), ORIN)
 
 
@@ -105,7 +112,9 @@ def test_engine_for_another_device_is_refused_from_the_manifest(fresh_bundle):
     with pytest.raises(UnsupportedError) as exc:
         select_engine(b.model("plane"), ORIN, str(fresh_bundle))
     message = str(exc.value)
-    assert "plane.xavier.engine" in message and "Xavier" in message and "edgekit build-engines" in message
+    assert "plane.xavier.engine" in message
+    assert "Xavier" in message
+    assert "edgekit build-engines" in message
     with pytest.raises(UnsupportedError, match="no TensorRT engine"):
         select_engine(b.model("anatomy"), ORIN)
     orin = dataclasses.replace(b.model("plane").engines[0], gpu="Orin", compute_capability="8.7", tensorrt="10.3.0")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from edge.errors import FileFormatError, MissingFileError
+from edge.core.errors import FileFormatError, MissingFileError
 from runtime.bundle import SCHEMA_PATH, SCHEMA_VERSION, load_bundle, sha256_file
 
 
@@ -21,9 +21,12 @@ def test_load_bundle_reads_every_model(bundle_dir):
     b = load_bundle(bundle_dir)
     assert [m.name for m in b.models] == ["plane", "anatomy", "detection", "sononet"]
     plane = b.model("plane")
-    assert plane.kind == "single_label" and plane.labels == ("AC", "BPD", "FL", "no plane")
-    assert plane.onnx.is_file() and plane.sha256 == sha256_file(plane.onnx)
-    assert plane.inputs[0].shape == (1, 1, 32, 32) and plane.output("logits").name == "logits"
+    assert plane.kind == "single_label"
+    assert plane.labels == ("AC", "BPD", "FL", "no plane")
+    assert plane.onnx.is_file()
+    assert plane.sha256 == sha256_file(plane.onnx)
+    assert plane.inputs[0].shape == (1, 1, 32, 32)
+    assert plane.output("logits").name == "logits"
     assert b.model("detection").output("labels").dtype == "int64"
     assert load_bundle(bundle_dir / "manifest.json").path == bundle_dir
 
@@ -34,7 +37,9 @@ def test_tampered_model_is_refused_by_name(fresh_bundle):
     with pytest.raises(FileFormatError) as exc:
         load_bundle(fresh_bundle)
     message = str(exc.value)
-    assert "anatomy.fp32.onnx" in message and "'anatomy'" in message and "re-export" in message
+    assert "anatomy.fp32.onnx" in message
+    assert "'anatomy'" in message
+    assert "re-export" in message
     assert "\n" not in message
     assert load_bundle(fresh_bundle, verify=False).model("anatomy")  # the check is what refused it
 

@@ -9,7 +9,7 @@ import pytest
 
 from runtime.bundle import load_bundle
 from runtime.loop import LatestFrame, run_loop
-from runtime.outputs import Output
+from runtime.outputs import Collect
 from runtime.pipeline import Pipeline
 from runtime.sources import Frame, Pacer, Source, open_source
 from runtime.stats import process_memory
@@ -53,14 +53,6 @@ class TimedSource(Source):
         return frame
 
 
-class Collect(Output):
-    def __init__(self):
-        self.results = []
-
-    def write(self, result, frame):
-        self.results.append(result)
-
-
 class SlowPipeline(Pipeline):
     """The real pipeline plus a fixed delay, standing in for a model slower than the source."""
 
@@ -77,9 +69,12 @@ def test_mailbox_keeps_only_the_newest():
     box = LatestFrame()
     for i in range(3):
         box.put(Frame(np.zeros((1, 1), np.uint8), float(i), i))
-    assert box.dropped == 2 and box.take(0).index == 2 and box.take(0.01) is None
+    assert box.dropped == 2
+    assert box.take(0).index == 2
+    assert box.take(0.01) is None
     box.close()
-    assert box.finished and box.take() is None
+    assert box.finished
+    assert box.take() is None
 
 
 def test_newest_frame_wins_and_staleness_is_bounded(plane_bundle):
@@ -89,8 +84,10 @@ def test_newest_frame_wins_and_staleness_is_bounded(plane_bundle):
     with SlowPipeline(load_bundle(plane_bundle), backend="onnxruntime") as pipe:
         summary = run_loop(pipe, source, [sink])
     results = sink.results
-    assert summary["captured"] == 80 and summary["dropped"] > 30
-    assert summary["frames"] == len(results) and len(results) + summary["dropped"] <= 80
+    assert summary["captured"] == 80
+    assert summary["dropped"] > 30
+    assert summary["frames"] == len(results)
+    assert len(results) + summary["dropped"] <= 80
     indices = [r.index for r in results]
     assert indices == sorted(set(indices))
     period = max(r.done - r.started for r in results)  # one inference period, measured
@@ -111,9 +108,12 @@ def test_failing_source_is_reopened_and_the_loop_continues(plane_bundle, fail_mo
     sink = Collect()
     with Pipeline(load_bundle(plane_bundle), backend="onnxruntime") as pipe:
         summary = run_loop(pipe, source, [sink], frames=40, backoff=(0.01, 0.04), log=messages.append)
-    assert summary["frames"] == 40 and summary["failures"] == 1 and summary["reconnects"] == 1
+    assert summary["frames"] == 40
+    assert summary["failures"] == 1
+    assert summary["reconnects"] == 1
     assert source.opens == 3  # the first open, a failed reopen, the one that worked
-    assert any("reopen failed" in m for m in messages) and any("reconnected" in m for m in messages)
+    assert any("reopen failed" in m for m in messages)
+    assert any("reconnected" in m for m in messages)
     assert max(r.index for r in sink.results) > 10  # frames kept coming after the failure
     assert [r.index for r in sink.results] == sorted(r.index for r in sink.results)
 
@@ -126,15 +126,19 @@ def test_backoff_doubles_up_to_its_cap(plane_bundle):
         summary = run_loop(pipe, source, frames=8, backoff=(0.01, 0.03), log=messages.append)
     waits = [float(m.split("retrying in ")[1].split(" s")[0]) for m in messages if "retrying in" in m]
     assert waits == [0.02, 0.03, 0.03, 0.03]  # 0.01 first, doubled, capped at 0.03
-    assert summary["reconnects"] == 1 and summary["failures"] == 1
+    assert summary["reconnects"] == 1
+    assert summary["failures"] == 1
     assert time.monotonic() - start >= 0.01 + 0.02 + 0.03 * 3
 
 
 def test_finite_source_ends_the_loop(plane_bundle):
     with Pipeline(load_bundle(plane_bundle), backend="onnxruntime") as pipe:
         summary = run_loop(pipe, TimedSource(0.001, frames=5))
-    assert 1 <= summary["frames"] <= 5 and summary["captured"] == 5 and summary["reconnects"] == 0
-    assert set(summary["latency_ms"]) >= {"p50", "p95", "p99"} and summary["memory"]["rss_mb"] > 0
+    assert 1 <= summary["frames"] <= 5
+    assert summary["captured"] == 5
+    assert summary["reconnects"] == 0
+    assert set(summary["latency_ms"]) >= {"p50", "p95", "p99"}
+    assert summary["memory"]["rss_mb"] > 0
     assert set(summary["models_ms"]["plane"]) == {"preprocess", "infer", "postprocess", "total"}
 
 
@@ -146,10 +150,12 @@ def test_unpaced_folder_answers_every_image_even_with_slow_inference(plane_bundl
     sink = Collect()
     with SlowPipeline(load_bundle(plane_bundle), backend="onnxruntime") as pipe:
         summary = run_loop(pipe, open_source(str(tmp_path)), [sink])
-        assert [r.index for r in sink.results] == list(range(6)) and summary["dropped"] == 0
+        assert [r.index for r in sink.results] == list(range(6))
+        assert summary["dropped"] == 0
         start = time.monotonic()
         summary = run_loop(pipe, open_source(str(tmp_path)), [Collect()], frames=2)
-        assert summary["frames"] == 2 and time.monotonic() - start < 4    # the waiting capture is let go
+        assert summary["frames"] == 2
+        assert time.monotonic() - start < 4
         paced = open_source(f"{tmp_path}?fps=500")          # paced: plays like a probe, newest wins
         assert not paced.every_frame
         assert run_loop(pipe, paced, [Collect()], frames=2)["frames"] == 2

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.errors import BadInputError, EdgekitError, MissingFileError
+from edge.core.errors import BadInputError, EdgekitError, MissingFileError
 from runtime.sources import SOURCES, Frame, Source, open_source
 from runtime.sources.folder import FolderSource
 
@@ -55,14 +55,17 @@ def test_registry_sweep_every_kind_parses_its_example(example_paths):
     for kind, cls in SOURCES.items():
         src = open_source(cls.example)
         assert type(src) is cls, kind
-        assert cls.forms and src.describe()
+        assert cls.forms
+        assert src.describe()
         if kind == "camera":  # no camera here: opening says so in one line
             with pytest.raises(MissingFileError, match="usb:0") as exc:
                 src.open()
             assert "\n" not in str(exc.value)
             continue
         frames = read_all(open_source(cls.example, **({"frames": 3} if kind == "phantom" else {})), limit=3)
-        assert frames and frames[0].image.dtype == np.uint8 and frames[0].image.ndim in (2, 3), kind
+        assert frames, f"{kind}: no frames read"
+        assert frames[0].image.dtype == np.uint8, f"{kind}: dtype {frames[0].image.dtype}"
+        assert frames[0].image.ndim in (2, 3), f"{kind}: ndim {frames[0].image.ndim}"
         assert [f.index for f in frames] == list(range(len(frames)))
         assert all(b.t >= a.t for a, b in zip(frames, frames[1:]))
 
@@ -83,19 +86,22 @@ def test_bad_specs_are_one_line_errors(spec, error, text, tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(error, match=text) as exc:
         open_source(spec)
-    assert "\n" not in str(exc.value) and isinstance(exc.value, EdgekitError)
+    assert "\n" not in str(exc.value)
+    assert isinstance(exc.value, EdgekitError)
 
 
 def test_camera_spec_options():
     cam = open_source("/dev/video3?width=1280&height=720&fps=30&roi=10,700,20,1000")
     assert (cam.device, cam.width, cam.height, cam.fps, cam.roi) == ("/dev/video3", 1280, 720, 30.0, (10, 700, 20, 1000))
-    assert open_source("usb:2").device == 2 and open_source("usb:2").live
+    assert open_source("usb:2").device == 2
+    assert open_source("usb:2").live
 
 
 def test_video_file_through_opencv_capture(tmp_path):
     images = [gradient(i) for i in range(5)]
     frames = read_all(open_source(str(write_video(tmp_path / "v.avi", images, fps=200.0))))
-    assert len(frames) == 5 and frames[0].image.shape == (48, 64, 3)
+    assert len(frames) == 5
+    assert frames[0].image.shape == (48, 64, 3)
     for f, im in zip(frames, images):  # MJPG is lossy: close, not equal; RGB order preserved
         assert np.abs(f.image.astype(int) - im).mean() < 6
 
@@ -108,7 +114,8 @@ def test_video_of_real_sononet_frames_with_roi(tmp_path):
     video = write_video(tmp_path / "sononet.avi", images, fps=100.0)  # the temp dir, never the repo
     frames = read_all(open_source(f"{video}?realtime=0"))
     # MJPEG (4:2:0) stores even sizes: OpenCV's writer drops the odd last row and column
-    assert len(frames) == len(images) and frames[0].image.shape == (734, 974, 3)
+    assert len(frames) == len(images)
+    assert frames[0].image.shape == (734, 974, 3)
     assert np.abs(frames[1].image.astype(int) - images[1][:734, :974]).mean() < 8
     cropped = read_all(open_source(f"{video}?realtime=0&roi=115,734,81,874"), limit=1)[0]
     assert cropped.image.shape == (619, 793, 3)  # the README's crop of the scanner UI
@@ -142,12 +149,15 @@ def test_real_tiff_folder():
     if not SONONET_FRAMES.is_dir():
         pytest.skip(f"real frames not found in {SONONET_FRAMES}")
     frames = read_all(open_source(str(SONONET_FRAMES)))
-    assert len(frames) == 4 and all(f.image.shape == (735, 975, 3) for f in frames)
+    assert len(frames) == 4
+    assert all(f.image.shape == (735, 975, 3) for f in frames)
 
 
 def test_phantom_sweep_fast_and_realtime():
     fast = read_all(open_source("phantom:2?realtime=0&frames=5&width=160&height=96"))
-    assert len(fast) == 5 and fast[0].image.shape == (96, 160) and fast[0].image.dtype == np.uint8
+    assert len(fast) == 5
+    assert fast[0].image.shape == (96, 160)
+    assert fast[0].image.dtype == np.uint8
     again = read_all(open_source("phantom:2", realtime=False, frames=2, width=160, height=96))
     assert np.array_equal(again[1].image, fast[1].image)  # seeded: the same sweep
     paced = read_all(open_source("phantom:2?frames=4&fps=40&width=160&height=96"))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from edge.errors import BadInputError, UnknownNameError, UnsupportedError
+from edge.core.errors import BadInputError, UnknownNameError, UnsupportedError
 from targets import MEMORY_FRACTION, PRECISIONS, check_request, get_target, list_targets
 from tests.conftest import REPO, run_cli
 
@@ -23,27 +23,39 @@ def test_registry_names_the_brief_devices():
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_every_target_has_consistent_facts(name):
     t = get_target(name)
-    assert t.name == name and t.description
-    assert t.precisions and set(t.precisions) <= set(PRECISIONS) and "fp32" in t.precisions
+    assert t.name == name
+    assert t.description
+    assert t.precisions
+    assert set(t.precisions) <= set(PRECISIONS)
+    assert "fp32" in t.precisions
     assert t.dla_cores[0] <= t.dla_cores[1]
     if t.memory_gb is not None:
-        assert 0 < t.memory_gb[0] <= t.memory_gb[1] and t.memory_budget_gb == t.memory_gb[0]
+        assert 0 < t.memory_gb[0] <= t.memory_gb[1]
+        assert t.memory_budget_gb == t.memory_gb[0]
     if t.kind == "jetson":
         major, minor = (int(v) for v in t.compute_capability.split("."))
         assert (5, 3) <= (major, minor) <= (8, 7)
-        assert t.jetpack and t.tensorrt and t.python and t.workspace_mb > 0
+        assert t.jetpack
+        assert t.tensorrt
+        assert t.python
+        assert t.workspace_mb > 0
         # INT8 exactly where the GPU has INT8 instructions (compute capability 6.1+)
         assert t.supports("int8") == ((major, minor) >= (6, 1))
     if t.has_tensorrt:
         lo, hi = (tuple(int(v) for v in s.replace(".x", "").split(".")) for s in t.tensorrt)
-        assert t.workspace_mb > 0 and lo <= hi
+        assert t.workspace_mb > 0
+        assert lo <= hi
     json.dumps(t.to_dict())  # plain data
 
 
 def test_brief_figures():
     nano, agx = get_target("jetson-nano"), get_target("jetson-agx-orin")
-    assert nano.compute_capability == "5.3" and not nano.supports("int8") and nano.tensorrt == ("8.2", "8.2")
-    assert agx.memory_gb == (32, 64) and agx.dla_cores == (2, 2) and agx.tensorrt[1].startswith("11")
+    assert nano.compute_capability == "5.3"
+    assert not nano.supports("int8")
+    assert nano.tensorrt == ("8.2", "8.2")
+    assert agx.memory_gb == (32, 64)
+    assert agx.dla_cores == (2, 2)
+    assert agx.tensorrt[1].startswith("11")
     assert get_target("jetson-orin-nx").dla_cores == (1, 2)
     assert get_target("jetson-agx-xavier").memory_budget_gb == 16
 
@@ -66,7 +78,10 @@ def test_int8_on_nano_refused_with_reason_and_fix():
     with pytest.raises(UnsupportedError) as exc:
         check_request("jetson-nano", "int8", 1e6)
     msg = str(exc.value)
-    assert "jetson-nano" in msg and "int8" in msg and "5.3" in msg and "use --precision fp16" in msg
+    assert "jetson-nano" in msg
+    assert "int8" in msg
+    assert "5.3" in msg
+    assert "use --precision fp16" in msg
     assert "\n" not in msg
 
 
@@ -79,7 +94,9 @@ def test_memory_budget_flag_is_a_warning_past_the_fraction():
     budget = get_target("jetson-orin-nano").memory_budget_gb * 1e9
     assert check_request("jetson-orin-nano", "fp16", MEMORY_FRACTION * budget * 0.99).warnings == []
     warns = check_request("jetson-orin-nano", "fp16", MEMORY_FRACTION * budget * 1.01).warnings
-    assert len(warns) == 1 and "jetson-orin-nano" in warns[0] and "25%" in warns[0]
+    assert len(warns) == 1
+    assert "jetson-orin-nano" in warns[0]
+    assert "25%" in warns[0]
     assert check_request("x86-cuda", "fp32", 1e12).warnings == []  # no fixed memory, no flag
 
 
@@ -93,10 +110,11 @@ def test_cli_table_and_json():
     assert r.returncode == 0, r.stderr
     assert all(n in r.stdout for n in ALL_NAMES)
     r = run_cli("targets", "--json")
-    assert r.returncode == 0 and [d["name"] for d in json.loads(r.stdout)] == ALL_NAMES
+    assert r.returncode == 0
+    assert [d["name"] for d in json.loads(r.stdout)] == ALL_NAMES
 
 
 def test_targets_is_torch_free(no_torch_env):
-    code = "import targets, edge.cli.targets; print(len(targets.list_targets()))"
+    code = "import targets, edge.app.cli.targets; print(len(targets.list_targets()))"
     r = subprocess.run([sys.executable, "-c", code], env=no_torch_env, capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr

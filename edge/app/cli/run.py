@@ -1,0 +1,89 @@
+"""`edgekit run` and `edgekit bench`: the on-device loop and its benchmark.
+
+Both import `runtime` inside the command body, and `runtime` never imports torch, so these commands
+work on a Jetson with only the base install.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edge.app.cli import app
+
+
+@app.command("run")
+def run_command(
+    bundle: Path = typer.Argument(..., metavar="BUNDLE", help="bundle directory (manifest.json + models)"),
+    source: str = typer.Option("phantom", "--source", "-s",
+                               help="phantom[:SEED], usb:N, /dev/videoN, a video file or an image folder; "
+                                    "options as ?key=value&... (e.g. usb:0?width=1280&height=720)"),
+    backend: str = typer.Option("auto", "--backend", "-b",
+                                help="auto, onnxruntime, onnxruntime-cuda, onnxruntime-trt, tensorrt"),
+    headless: bool = typer.Option(False, "--headless", help="no window even if a display exists"),
+    frames: Optional[int] = typer.Option(None, "--frames", "-n", min=1, help="stop after N frames"),
+    json_out: Optional[str] = typer.Option(
+        None, "--json-out", metavar="F",
+        help="write one strict-JSON line per frame to F ('-': stdout), then a summary line; NaN/inf are "
+             "written as null; F's folder must exist; an existing F is replaced only by a run that "
+             "produced frames (F is opened at the first frame); on a full disk F keeps its complete lines"),
+    smooth: float = typer.Option(0.0, "--smooth", min=0.0, max=0.99,
+                                 help="confidence smoothing: weight of the past in [0, 1); 0 = off"),
+    record: Optional[Path] = typer.Option(None, "--record", metavar="DIR",
+                                          help="save every processed frame as PNG in DIR (created if needed)"),
+) -> None:
+    """Run every model of BUNDLE on a live source in real time; print a summary at the end.
+
+    Ctrl-C, SIGTERM (systemctl stop) and SIGHUP stop it after the current frame: the summary is
+    still written (to --json-out and the console), then the exit status is 128 + the signal's
+    number: 130 (Ctrl-C), 143 (SIGTERM), 129 (SIGHUP). 0: the source ended or --frames were done;
+    1: an error, on one `error:` line.
+    """
+    import runtime
+    from runtime.stats import format_summary
+
+    summary = runtime.run(bundle, source=source, backend=backend, headless=headless, frames=frames,
+                          json_out=json_out, smooth=smooth, record=record)
+    typer.echo(format_summary(summary), err=json_out == "-")
+    _exit_for_signal(summary.get("signal"))
+
+
+def _exit_for_signal(name: Optional[str]) -> None:
+    """Exit 128 + the number of the signal that stopped the loop, as a shell reports a killed job."""
+    if name:
+        import signal
+
+        raise typer.Exit(128 + signal.Signals[name].value)
+
+
+@app.command("bench")
+def bench_command(
+    bundle: Path = typer.Argument(..., metavar="BUNDLE", help="bundle directory (manifest.json + models)"),
+    backends: str = typer.Option("auto", "--backends", help="comma-separated backend names, e.g. onnxruntime,tensorrt"),
+    frames: int = typer.Option(200, "--frames", "-n", min=1, help="frames per backend"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="F",
+                                       help="write the JSON report to F (its folder must exist; written "
+                                            "whole or not at all)"),
+    source: str = typer.Option("phantom", "--source", "-s", help="frame source, as for `edgekit run`"),
+) -> None:
+    """Run the same pipeline for N frames per backend, side by side; print and write JSON.
+
+    Ctrl-C, SIGTERM and SIGHUP end it after the backend in progress, with the report so far written;
+    the exit status is then 128 + the signal's number (130, 143, 129)."""
+    import runtime
+    from runtime.outputs import strict_json
+
+    names = [n.strip() for n in backends.split(",") if n.strip()]
+    report = runtime.bench(bundle, backends=names, frames=frames, out=out, source=source)
+    for name, entry in report["backends"].items():
+        if "error" in entry:
+            typer.echo(f"{name}: not run: {entry['error']}")
+            continue
+        loop = entry["loop"]
+        typer.echo(f"{name} -> {entry['backend']}: {loop['fps']:.1f} FPS, end-to-end p50 "
+                   f"{loop['latency_ms'].get('p50', float('nan')):.2f} ms, bare inference p50 sum "
+                   f"{entry['bare_infer_sum_p50_ms']:.2f} ms, ratio {entry.get('e2e_over_bare_p50', float('nan')):.2f}")
+    if out is None:
+        typer.echo(strict_json(report, indent=2))
+    _exit_for_signal(report.get("signal"))

@@ -1,0 +1,67 @@
+"""`edgekit train` and `edgekit eval`: a data folder to a checkpoint, and a checkpoint's test figures."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from edge.app.cli import app
+from edge.app.cli._common import parse_size, print_json
+from edge.core.errors import BadInputError, require_file
+
+
+@app.command("train")
+def train_cmd(
+    task: str = typer.Option(..., "--task", help="FPUS23: plane, orientation, anatomy, detection; also fetal_planes (FETAL_PLANES_DB), standard_plane (SonoNet); see edge.core.tasks."),
+    model: str = typer.Option(..., "--model", help="Zoo model, e.g. resnet8 or fasterrcnn_resnet10 (`edgekit models`)."),
+    data: str = typer.Option(..., "--data", help="Dataset folder: FPUS23 streams (`edgekit data synth`), plane folders, ..."),
+    out: str = typer.Option(..., "--out", help="Checkpoint file to write, e.g. runs/plane.pt."),
+    epochs: int = typer.Option(15, "--epochs", help="Epochs (FPUS23 recipe: 15)."),
+    input: Optional[str] = typer.Option(None, "--input", help="Input size HEIGHTxWIDTH (default: the model's)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Frames per step."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (StepLR: x0.1 every 20 epochs)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, the initial weights and the shuffling."),
+    balance: bool = typer.Option(False, "--balance", help="Single-label tasks: sample every class about "
+                                 "equally often (sweeps show a diagnostic plane in under a tenth of frames)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the test metrics as one JSON object."),
+):
+    """Train a zoo model on a dataset (split by stream/patient), test it, save a checkpoint."""
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise BadInputError(f"--epochs {epochs}, --batch-size {batch_size} and --lr {lr} must be positive")
+    from edge.core.tasks import SINGLE_LABEL, get_task
+
+    kind = get_task(task).kind
+    if balance and kind != SINGLE_LABEL:
+        raise BadInputError(f"--balance is for single-label tasks; {task} is a {kind} task: drop --balance")
+    from edge.ml.data import detect_format   # torch-free: a mistyped --data fails before torch loads
+
+    detect_format(data)
+    from edge.ml.training.evaluate import format_metrics
+    from edge.ml.training.train import train
+
+    path, metrics = train(task, model, data, epochs=epochs, out=out, input_size=parse_size(input),
+                          batch_size=batch_size, lr=lr, seed=seed, balance=balance)
+    if json_out:
+        print_json({"checkpoint": str(path), **metrics})
+    else:
+        print(format_metrics({**metrics, "split": "test"}))
+        print(f"saved {path}")
+
+
+@app.command("eval")
+def eval_cmd(
+    checkpoint: str = typer.Argument(..., help="Checkpoint written by `edgekit train` (or compress)."),
+    data: str = typer.Option(..., "--data", help="Dataset folder the checkpoint's task can read."),
+    split: str = typer.Option("test", "--split", help="test: the checkpoint's recorded test groups; all: every frame."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Frames per batch."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+):
+    """Accuracy/F1 (classifiers) or COCO mAP/mAR (boxes) of a checkpoint on a dataset."""
+    from edge.ml.data import detect_format
+
+    require_file(checkpoint, "checkpoint")
+    detect_format(data)
+    from edge.ml.training.evaluate import evaluate, format_metrics
+
+    metrics = evaluate(checkpoint, data, split=split, batch_size=batch_size)
+    print_json(metrics) if json_out else print(format_metrics(metrics))
