@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
 import shutil
 import tempfile
@@ -30,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edge.core.errors import BadInputError, EdgekitError
+from runtime.atomic import write_json_atomic as runtime_write_json_atomic
 
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 # What a user fixes on their side (space, quota, the disk, permissions); other OSErrors are bugs.
@@ -106,27 +106,11 @@ def write_json_atomic(path, obj) -> None:
     """
     path = Path(path)
     try:
-        _write_json_atomic(path, obj)
+        runtime_write_json_atomic(path, obj)
     except OSError as exc:
         if not _is_user_write_error(exc):
             raise
         raise write_error(exc, path, flag="") from None
-
-
-def _write_json_atomic(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the bundle from other users
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _renameat2(a: Path, b: Path, flags: int) -> bool:

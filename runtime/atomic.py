@@ -1,9 +1,12 @@
 """Replace one file so that readers see the old content or the new, never half of either.
 
-The device rewrites its bundle in place (`edgekit build-engines` adds engines and updates
-manifest.json), and a Jetson loses power mid-write more often than a workstation. The runtime may not
-import `export/` (whose `export.atomic` stages whole directories), so this is the device-side helper:
-a temporary file in the same directory, fsynced, renamed over the target, and the directory fsynced.
+The one owner of single-file atomic writes: the device rewrites its bundle in place (`edgekit
+build-engines` adds engines and updates manifest.json), `edgekit bench --out` replaces a report, and
+`export` writes each manifest through it (export may import runtime; the runtime may not import
+export, whose `export.atomic` stages whole directories). A temporary file in the same directory with
+the umask's permissions (or the replaced file's), fsynced, renamed over the target, the directory
+fsynced. An OSError (a full disk) leaves the target as it was and no temporary file; callers turn it
+into their own one-line error.
 
     >>> write_json_atomic("bundle/manifest.json", manifest)      # doctest: +SKIP
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -26,7 +30,9 @@ def write_bytes_atomic(path, data) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from other users
+        # mkstemp's 0600 would hide the file from other users; a replaced file keeps its own mode
+        mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(memoryview(data))
             f.flush()

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from edge.core.errors import BadInputError, EdgekitError
+from runtime.atomic import write_bytes_atomic
 from runtime.overlay import draw_overlay
 
 
@@ -99,36 +100,11 @@ def write_json_atomic(path, obj, flag: str = "--out") -> None:
     """`obj` as strict JSON (indent 2) at `path`, written to a temporary file beside it and renamed
     into place: `path` is either its old self or the whole new report, never half of one."""
     p = Path(path)
-    data = (strict_json(obj, indent=2) + "\n").encode()
-    tmp = None
     try:
-        for _ in range(100):  # like mkstemp, but with the umask's permissions (mkstemp: 0600)
-            name = p.parent / f".{p.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-            try:
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-            except FileExistsError:
-                continue
-            tmp = name
-            break
-        else:
-            raise FileExistsError(errno.EEXIST, "no free temporary name", str(p.parent))
-        if p.is_file():      # a replaced report keeps its permissions
-            os.fchmod(fd, stat.S_IMODE(p.stat().st_mode))
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-        tmp = None
+        write_bytes_atomic(p, (strict_json(obj, indent=2) + "\n").encode())
     except OSError as exc:
         raise OutputWriteError(f"cannot write {flag} {p}: {_why(exc)}; nothing was changed there; "
                                f"{_fix_for(exc)}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def display_available() -> bool:
