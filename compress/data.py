@@ -27,14 +27,15 @@ def split_datasets(data, model: nn.Module, meta: dict | None = None, seed: int =
     """(train_set, test_set) for `model`'s task from a dataset directory or a ready pair.
 
     A checkpoint written by `edgekit train` records which groups it trained and tested on
-    (`provenance.split`); those are used, so pruned variants are scored on the baseline's own test
-    frames. Otherwise the frames are split by group with `seed` (8:1:1, or 80/20 for boxes).
+    (`provenance.split`); those are used, so pruned variants are scored on the baseline's own held-out
+    test streams. Otherwise the frames are split by whole streams with `seed` so that the test streams
+    hold every class (`edge.ml.data.split_streams`; 8:1:1, or 80/20 for boxes).
     """
     if isinstance(data, (tuple, list)):
         if len(data) != 2:
             raise BadInputError(f"data must be a directory or a (train_set, test_set) pair, got {len(data)} items")
         return tuple(data)
-    from edge.ml.data import load_samples, split_by_group
+    from edge.ml.data import load_samples, split_streams
     from edge.ml.data.dataset import TaskDataset
 
     cfg = model.edge_config
@@ -48,13 +49,32 @@ def split_datasets(data, model: nn.Module, meta: dict | None = None, seed: int =
         train = [s for s in samples if s.group in train_g]
         test = [s for s in samples if s.group in test_g]
     else:
-        parts = split_by_group(samples, (0.8, 0.2) if cfg.task.kind == DETECTION else (0.8, 0.1, 0.1), seed=seed)
+        parts = split_streams(samples, cfg.task, (0.8, 0.2) if cfg.task.kind == DETECTION else (0.8, 0.1, 0.1),
+                              seed=seed).parts
         train, test = parts[0], parts[-1]
     if not train or not test:
         raise BadInputError(f"{data}: {len(samples)} frames leave an empty train or test split (is this the "
                             f"data the checkpoint was trained on?); add data or pass the right folder")
     return (TaskDataset(train, cfg.task, cfg.preprocess, augment=augment),
             TaskDataset(test, cfg.task, cfg.preprocess, augment=False))
+
+
+def val_dataset(data, model: nn.Module, meta: dict | None = None):
+    """The baseline's held-out validation streams (`provenance.split.val`, as `edgekit train` records
+    them) as a TaskDataset without augmentation, for fine-tuning to keep its best epoch by; None when the
+    data is a ready pair or the checkpoint records no val groups (then the last epoch is kept)."""
+    if isinstance(data, (tuple, list)):
+        return None
+    groups = set((((meta or {}).get("provenance") or {}).get("split") or {}).get("val", {}).get("groups") or ())
+    if not groups:
+        return None
+    from edge.ml.data import load_samples
+    from edge.ml.data.dataset import TaskDataset
+
+    cfg = model.edge_config
+    samples, _ = load_samples(Path(data), cfg.task.name)
+    val = [s for s in samples if s.group in groups]
+    return TaskDataset(val, cfg.task, cfg.preprocess, augment=False) if val else None
 
 
 def calibration_batches(model: nn.Module, dataset, n: int = 256, batch_size: int = 32) -> list:
@@ -68,15 +88,31 @@ def calibration_batches(model: nn.Module, dataset, n: int = 256, batch_size: int
     return [torch.stack(xs[i:i + batch_size]) for i in range(0, len(xs), batch_size)]
 
 
-def score(model: nn.Module, dataset) -> dict:
-    """The task's two headline metrics (and all the others) from `edge.ml.training.evaluate.evaluate_model`."""
-    from edge.ml.training.evaluate import evaluate_model
+def split_record(train_set, test_set) -> dict | None:
+    """Which groups the sweep trained and scored on, as `edgekit train` records a split, so `edgekit
+    eval` finds a compressed checkpoint's test streams; None for in-memory sets without samples."""
+    parts = {"train": getattr(train_set, "samples", None), "test": getattr(test_set, "samples", None)}
+    if any(p is None for p in parts.values()):
+        return None
+    return {"by": "group", "method": "baseline's recorded split, else split_streams",
+            **{k: {"frames": len(p), "groups": sorted({s.group for s in p})} for k, p in parts.items()}}
 
-    metrics = evaluate_model(model.eval(), dataset)
+
+def score(model: nn.Module, dataset) -> dict:
+    """The task's two headline metrics (and all the others) from
+    `edge.ml.training.evaluate.evaluate_streams`, with their 95% CIs from a bootstrap over the held-out
+    streams (`ci`), the number of streams and `warnings` (a class the test streams never show, one stream)."""
+    from edge.ml.training.evaluate import evaluate_streams
+
+    metrics = evaluate_streams(model.eval(), dataset)
     first, second = METRICS[model.edge_config.task.kind]
-    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}
+    flat = {k: v for k, v in metrics.items() if k != "streams" and (isinstance(v, (int, float)) or v is None)}
+    ci = metrics.get("ci") or {}
     return {"primary": first, "secondary": second, "value": _get(metrics, first),
-            "value2": _get(metrics, second), "metrics": flat}
+            "value2": _get(metrics, second), "metrics": flat, "streams": metrics.get("streams"),
+            "ci": {first: ci.get(first), second: ci.get(second), "level": ci.get("level"),
+                   "resamples": ci.get("resamples")} if ci else None,
+            "per_stream": metrics.get("per_stream"), "warnings": metrics.get("warnings", [])}
 
 
 def _get(metrics: dict, key: str):
@@ -87,8 +123,11 @@ def _get(metrics: dict, key: str):
 
 
 def finetune(model: nn.Module, train_set, epochs: int, lr: float, batch_size: int, seed: int = 0,
-             progress: bool = True) -> nn.Module:
-    """Retrain in place with `edge.ml.training.fit.fit` (loss chosen by task kind); 0 epochs leaves it as is.
+             progress: bool = True, val_set=None) -> dict | None:
+    """Retrain in place with `edge.ml.training.fit.fit`, the training recipe: loss by task kind, the
+    train set's augmentations (`split_datasets(augment=True)`), class-balanced sampling when the classes
+    are imbalanced, and, with `val_set` (`val_dataset`), the epoch with the best validation figure kept.
+    Returns fit's history (None for 0 epochs, which leave the model as is).
 
     The last epoch runs at a tenth of `lr` (StepLR): at a constant rate the BatchNorm running
     statistics trail weights that still move every step, and a freshly pruned net then scores far
@@ -96,9 +135,10 @@ def finetune(model: nn.Module, train_set, epochs: int, lr: float, batch_size: in
     next, slower stage).
     """
     if epochs <= 0:
-        return model
+        return None
     from edge.ml.training.fit import fit
 
-    fit(model, train_set, epochs=epochs, lr=lr, batch_size=batch_size, progress=progress, seed=seed,
-        step_size=max(1, epochs - 1), gamma=0.1)
-    return model.eval()
+    history = fit(model, train_set, epochs=epochs, lr=lr, batch_size=batch_size, progress=progress, seed=seed,
+                  step_size=max(1, epochs - 1), gamma=0.1, val_set=val_set)
+    model.eval()
+    return history

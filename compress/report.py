@@ -61,7 +61,8 @@ def build_report(variants: list[dict], latency: dict, ckpt: str, method: str, se
         row = {"name": v["name"], "precision": v["precision"], "method": v["method"], "ratio": v["ratio"],
                "achieved": v["achieved"], "checkpoint": v["checkpoint"], **_stats(v),
                "latency_ms": latency[v["name"]], "metric": s["primary"], "value": s["value"],
-               "metric2": s["secondary"], "value2": s["value2"], "metrics": s["metrics"]}
+               "metric2": s["secondary"], "value2": s["value2"], "metrics": s["metrics"],
+               "ci": s.get("ci"), "streams": s.get("streams"), "warnings": s.get("warnings", [])}
         if v.get("prune"):
             row["prune"] = v["prune"]
         rows.append(row)
@@ -79,6 +80,7 @@ def build_report(variants: list[dict], latency: dict, ckpt: str, method: str, se
                     "statistic": "median of interleaved rounds", "cpu": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "torch": torch.__version__},
         "notes": _notes(method),
+        "warnings": list(dict.fromkeys(w for r in rows for w in r["warnings"])),   # each once, in order
         "variants": rows,
     }
 
@@ -119,8 +121,18 @@ def to_markdown(report: dict) -> str:
             f"{_fmt(sp / MB if sp else None)} | {r['latency_ms']['median_ms']:.3f} | {r['speedup']:.2f}x | "
             f"{_fmt(r['value'], '.4f')} | {_fmt(r['delta_points'], '+.2f')} | {_fmt(r['value2'], '.4f')} | "
             f"{_fmt(r['delta2_points'], '+.2f')} |")
+    cis = [r for r in rows if r.get("ci")]
+    if cis:
+        lines += ["", f"{round(100 * (cis[0]['ci']['level'] or 0.95))}% CI, bootstrap over the "
+                      f"{cis[0]['streams']} held-out streams:", ""]
+        lines += [f"- {r['name']}: {m1} {_interval(r['ci'].get(m1))}, {m2} {_interval(r['ci'].get(m2))}" for r in cis]
     lines += [""] + [f"- {n}" for n in report["notes"]]
+    lines += [f"- warning: {w}" for w in report.get("warnings", [])]
     return "\n".join(lines) + "\n"
+
+
+def _interval(x) -> str:
+    return "-" if not x else f"[{x[0]:.4f}, {x[1]:.4f}]"
 
 
 def plot(report: dict, path) -> Path:

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from compress.data import calibration_batches, finetune, score, split_datasets
+from compress.data import calibration_batches, finetune, score, split_datasets, split_record, val_dataset
 from compress.layers import check_ratio
 from edge.core.errors import BadInputError, UnsupportedError
 from edge.ml.training.batches import torch_threads
@@ -127,6 +127,7 @@ class _Run:
     train: object
     test: object
     provenance: dict
+    val: object = None        # the baseline's val streams: fine-tuning keeps its best epoch on them
 
 
 @torch_threads()
@@ -148,7 +149,7 @@ def sweep(ckpt, data, out="compressed", settings: SweepSettings | None = None) -
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(s, meta, train_set, test_set, provenance={
         "source": str(ckpt), "data": str(data) if isinstance(data, (str, Path)) else "in-memory",
-        "split_seed": s.split_seed})
+        "split_seed": s.split_seed, "split": split_record(train_set, test_set)}, val=val_dataset(data, base, meta))
     _say(s.progress, f"{Path(ckpt).name}: scoring the baseline on {len(test_set)} held-out frames")
     variants = [{"name": "baseline", "precision": "fp32", "method": None, "ratio": 0.0, "achieved": 0.0,
                  "model": base, "float": base, "checkpoint": str(ckpt), "score": score(base, test_set)}]
@@ -180,9 +181,9 @@ def _pruned(base, ratio, run: _Run):
 
     s = run.settings
     pruned, info = prune(base, s.method, ratio, s.importance, s.round_to)
-    finetune(pruned, run.train, s.finetune_epochs, s.lr, s.batch_size, s.seed, s.progress)
+    history = finetune(pruned, run.train, s.finetune_epochs, s.lr, s.batch_size, s.seed, s.progress, run.val)
     make_permanent(pruned)             # masks folded in (no-op for structured)
-    info["finetune"] = _finetune_record(s.finetune_epochs, s.lr)
+    info["finetune"] = _finetune_record(s.finetune_epochs, s.lr, history)
     return pruned.eval(), info
 
 
@@ -196,16 +197,21 @@ def _qat(model, run: _Run, keep_zero: bool):
     batches = calibration_batches(q, run.train, s.calib_samples, s.batch_size)
     quantize_int8(q, batches)
     epochs, lr = s.qat_epochs_or_default, s.qat_lr_or_default
+    history = None
     if epochs:
         with keep_zeros(q) if keep_zero else contextlib.nullcontext():
-            finetune(q, run.train, epochs, lr, s.batch_size, s.seed, s.progress)
+            history = finetune(q, run.train, epochs, lr, s.batch_size, s.seed, s.progress, run.val)
     info = {"step": "qat" if epochs else "ptq", "library": "modelopt", "config": CONFIG,
-            "calib_samples": sum(map(len, batches)), "finetune": _finetune_record(epochs, lr)}
+            "calib_samples": sum(map(len, batches)), "finetune": _finetune_record(epochs, lr, history)}
     return q.eval(), info
 
 
-def _finetune_record(epochs: int, lr: float) -> dict:
-    return {"epochs": epochs, "lr": lr, "optimizer": "Adam (edge.ml.training.fit.fit)", "schedule": "last epoch at lr x0.1"}
+def _finetune_record(epochs: int, lr: float, history: dict | None = None) -> dict:
+    """The fine-tuning recipe as run: `fit`'s own (augmentation, balancing, best epoch on the val streams)."""
+    h = history or {}
+    return {"epochs": epochs, "lr": lr, "optimizer": "Adam (edge.ml.training.fit.fit)", "schedule": "last epoch at lr x0.1",
+            "sampling": "class-balanced" if h.get("balance") else "uniform",
+            "selected_by": h.get("selected_by"), "best_epoch": h.get("best_epoch"), "best": h.get("best")}
 
 
 def _save(variants, name, precision, model, float_model, steps, path, run: _Run) -> dict:

@@ -12,17 +12,23 @@ import json
 from pathlib import Path
 
 from edge.core.errors import FileFormatError
-from edge.core.tasks import activation_for
+from edge.core.tasks import SINGLE_LABEL, activation_for
 from runtime.bundle import MANIFEST, SCHEMA_PATH, SCHEMA_VERSION  # the device's reader owns the contract
+from runtime.temporal import DEFAULTS as HYSTERESIS_DEFAULTS, PLANE_TASKS
 
 __all__ = ["MANIFEST", "SCHEMA_VERSION", "model_entry", "fallback_entry", "validate", "write_manifest",
            "verify_files", "summary_rows"]
 STATS_KEYS = ("params", "macs", "weights_bytes", "activation_bytes", "activation_total_bytes")
 
 
-def postprocess_for(kind: str, threshold: float = 0.5) -> dict:
-    """How outputs become answers on the device: the task kind's activation (`edge.core.tasks`) and threshold."""
-    return {"activation": activation_for(kind), "threshold": threshold}
+def postprocess_for(kind: str, threshold: float = 0.5, task: str | None = None) -> dict:
+    """How outputs become answers on the device: the task kind's activation (`edge.core.tasks`) and
+    threshold; a single-label plane model also gets the runtime's hysteresis defaults (a stable plane
+    state and "plane found" events, `runtime.temporal`)."""
+    post = {"activation": activation_for(kind), "threshold": threshold}
+    if kind == SINGLE_LABEL and task in PLANE_TASKS:
+        post["hysteresis"] = dict(HYSTERESIS_DEFAULTS)
+    return post
 
 
 def model_entry(name: str, meta: dict, onnx_info: dict, sha256: str, stats: dict, parity: dict) -> dict:
@@ -34,7 +40,7 @@ def model_entry(name: str, meta: dict, onnx_info: dict, sha256: str, stats: dict
         "onnx": onnx_info["file"], "sha256": sha256, "bytes": onnx_info["bytes"],
         "opset": onnx_info["opset"], "qdq_pairs": onnx_info["qdq_pairs"],
         "inputs": onnx_info["inputs"], "outputs": onnx_info["outputs"],
-        "preprocess": config["preprocess"], "postprocess": postprocess_for(task["kind"]),
+        "preprocess": config["preprocess"], "postprocess": postprocess_for(task["kind"], task=task["name"]),
         "stats": {k: stats[k] for k in STATS_KEYS if k in stats},
         "parity": parity, "compression": list(meta.get("compression") or []), "engines": [],
     }

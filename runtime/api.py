@@ -23,19 +23,29 @@ def _stderr(message: str) -> None:
 
 
 def run(bundle, source: str = "phantom", backend: str = "auto", headless: bool = False,
-        frames: int | None = None, json_out=None, smooth: float = 0.0, record=None, log=_stderr) -> dict:
+        frames: int | None = None, json_out=None, smooth: float = 0.0, record=None, log=_stderr,
+        enter: float | None = None, leave: float | None = None, outputs=()) -> dict:
     """Run every model of `bundle` on `source` in real time; returns the end-of-run summary, with
-    "signal" set when Ctrl-C, SIGTERM or SIGHUP stopped it (see `runtime.loop`).
+    "signal" set when Ctrl-C, SIGTERM or SIGHUP stopped it (see `runtime.loop`) and the "plane found"
+    events under "events" (`runtime.temporal`).
+
+    `enter`/`leave` override the manifest's hysteresis thresholds (and switch tracking on for a plane
+    model whose bundle has none); `outputs` are more `runtime.outputs.Output`s to feed (e.g. `Collect`).
 
     Output paths are checked before anything runs; files are opened at the first frame, so a run
     that fails before one leaves an existing `json_out` untouched (see `runtime.outputs`)."""
     check_output_path(json_out, "--json-out")
     check_output_path(record, "--record", kind="dir")
+    if enter is not None or leave is not None:     # before the bundle loads; the manifest's own
+        from runtime.temporal import check_settings  # value of the other is checked with it there
+
+        check_settings(1.0 if enter is None else enter, 0.0 if leave is None else leave, 1,
+                       where="--enter/--leave")
     b = load_bundle(bundle)
     src = open_source(source)
-    outputs = make_outputs(headless=headless, json_out=json_out, record=record)
+    outputs = [*make_outputs(headless=headless, json_out=json_out, record=record), *outputs]
     try:
-        with Pipeline(b, backend=backend, smooth=smooth) as pipe:
+        with Pipeline(b, backend=backend, smooth=smooth, hysteresis={"enter": enter, "leave": leave}) as pipe:
             log(f"backend: {pipe.describe()}")
             log(f"source: {src.describe()}")
             summary = run_loop(pipe, src, outputs, frames=frames, log=log)

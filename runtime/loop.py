@@ -169,11 +169,20 @@ class Capture(threading.Thread):
             return
 
 
+def _write_events(outputs, events) -> None:
+    """Each event (a crossing the hysteresis closed, `runtime.temporal`) to every output that takes them."""
+    for event in events:
+        for out in outputs:
+            write_event = getattr(out, "write_event", None)
+            if write_event is not None:
+                write_event(event)
+
+
 def run_loop(pipeline, source: Source, outputs=(), frames: int | None = None, backoff=BACKOFF,
              log=_stderr) -> dict:
     """Process the newest frames of `source` until it ends, `frames` are done, an output asks to stop
     or a stop signal comes (Ctrl-C, SIGTERM, SIGHUP: see the module's docstring); returns the summary
-    (see `RunStats.summary`), with "signal" naming the signal if one stopped the loop. The source is
+    (see `RunStats.summary`, with the run's "plane found" events under "events"), with "signal" naming the signal if one stopped the loop. The source is
     opened here if needed."""
     if not source.is_open:
         source.open()  # a wrong device fails here, loudly, before any thread starts
@@ -194,7 +203,9 @@ def run_loop(pipeline, source: Source, outputs=(), frames: int | None = None, ba
                     continue
                 result = pipeline.process(frame)
                 stats.add(result)
-                if False in [out.write(result, frame) for out in outputs]:  # every output sees the frame
+                stop_now = False in [out.write(result, frame) for out in outputs]  # every output sees the frame
+                _write_events(outputs, result.events)
+                if stop_now:
                     break
         except KeyboardInterrupt:
             interrupted = "SIGINT"
@@ -210,6 +221,9 @@ def run_loop(pipeline, source: Source, outputs=(), frames: int | None = None, ba
         log(f"stopped by {interrupted}")
     if capture.error is not None:
         raise capture.error
+    closing = pipeline.finish() if hasattr(pipeline, "finish") else []  # crossings open at the end of the run
+    stats.add_events(closing)
+    _write_events(outputs, closing)
     summary = stats.summary(capture.counts(), pipeline.device_memory())
     if interrupted:
         summary["signal"] = interrupted

@@ -34,6 +34,10 @@ ACTIVATIONS = tuple(_DEFS["model"]["properties"]["postprocess"]["properties"]["a
 NAME_RE = re.compile(_DEFS["model"]["properties"]["name"]["pattern"])
 NAME_MAX = int(_DEFS["model"]["properties"]["name"]["maxLength"])
 SHA_RE = re.compile(_DEFS["model"]["properties"]["sha256"]["pattern"])
+_HYST = _DEFS["model"]["properties"]["postprocess"]["properties"]["hysteresis"]
+HYSTERESIS_KEYS = tuple(_HYST["properties"])
+HYSTERESIS_REQUIRED = tuple(_HYST["required"])
+MIN_FRAMES_MAX = int(_HYST["properties"]["min_frames"]["maximum"])
 
 
 def _fail(where: str, what: str) -> None:
@@ -184,6 +188,28 @@ def _check_postprocess(where: str, post) -> None:
     for key in ("threshold", "cam_threshold"):
         if key in post and not (_is_number(post[key]) and 0 <= post[key] <= 1):
             _fail(f"{where}.{key}", f"{post[key]!r} is not a number in [0, 1]")
+    if "hysteresis" in post:
+        _check_hysteresis(f"{where}.hysteresis", post["hysteresis"])
+
+
+def _check_hysteresis(where: str, h) -> None:
+    """0 <= leave <= enter <= 1, min_frames 1..MIN_FRAMES_MAX, smooth in [0, 1), nothing else."""
+    if not isinstance(h, dict):
+        _fail(where, f"{h!r} is not an object {{enter, leave, min_frames}}")
+    missing = [k for k in HYSTERESIS_REQUIRED if k not in h]
+    unknown = sorted(set(h) - set(HYSTERESIS_KEYS))
+    if missing or unknown:
+        _fail(where, (f"missing {', '.join(missing)}" if missing else f"unknown key {', '.join(unknown)}")
+              + f"; expected {', '.join(HYSTERESIS_KEYS)}")
+    for key in ("enter", "leave"):
+        if not (_is_number(h[key]) and 0 <= h[key] <= 1):
+            _fail(f"{where}.{key}", f"{h[key]!r} is not a number in [0, 1]")
+    if h["leave"] > h["enter"]:
+        _fail(where, f"leave {h['leave']!r} is above enter {h['enter']!r}; need 0 <= leave <= enter <= 1")
+    if not (_is_int(h["min_frames"]) and 1 <= h["min_frames"] <= MIN_FRAMES_MAX):
+        _fail(f"{where}.min_frames", f"{h['min_frames']!r} is not an integer 1..{MIN_FRAMES_MAX}")
+    if "smooth" in h and not (_is_number(h["smooth"]) and 0 <= h["smooth"] < 1):
+        _fail(f"{where}.smooth", f"{h['smooth']!r} is not a number in [0, 1)")
 
 
 def _check_file_entry(where: str, d, need: tuple[str, ...]) -> None:

@@ -122,19 +122,29 @@ class Output:
     def write(self, result, frame) -> bool | None:
         raise NotImplementedError
 
+    def write_event(self, event: dict) -> None:
+        """A "plane found" event (`runtime.temporal`): after the row of the frame that ended it, or at
+        the end of the run for a crossing still open."""
+
     def close(self) -> None:
         pass
 
 
 class Collect(Output):
-    """Keeps every result in `results`: the loop's answers as Python objects, for a caller of
-    `runtime.loop.run_loop` (benchmarks, tests, a notebook) rather than a file."""
+    """Keeps every result in `results`, its frame's `info` in `infos` (the same order) and every event
+    in `events`: the loop's answers as Python objects, for a caller of `runtime.loop.run_loop` or
+    `runtime.run` (benchmarks, tests, the demo's correctness report, a notebook) rather than a file.
+    Results keep their heat maps; the images themselves are not kept."""
 
     def __init__(self):
-        self.results = []
+        self.results, self.infos, self.events = [], [], []
 
     def write(self, result, frame) -> None:
         self.results.append(result)
+        self.infos.append(frame.info or {"index": frame.index})
+
+    def write_event(self, event: dict) -> None:
+        self.events.append(event)
 
 
 class FpsMeter:
@@ -172,10 +182,17 @@ class ConsoleLines(Output):
         print(f"#{result.index:06d} {summarise_result(result)} | {result.latency_ms:.1f} ms | "
               f"{self.fps.tick():.1f} FPS", file=self.stream, flush=True)
 
+    def write_event(self, event: dict) -> None:
+        from runtime.temporal import describe_event
+
+        print(f"{event['event']}: {describe_event(event)}", file=self.stream, flush=True)
+
 
 class JsonLines(Output):
     """One JSON object per frame (`Result.to_dict()` plus `frame`: `Frame.info`, what names the image
-    in its source), then `{"summary": ...}` at the end; strict JSON (non-finite floats as null).
+    in its source), a row of its own per event (`{"event": "plane_found", "model", "label", "start",
+    "end", "best": {"index", "t", "confidence", "frame"}, "closed_by"}`, after the row of the frame
+    that closed it), then `{"summary": ...}` at the end; strict JSON (non-finite floats as null).
 
     The file is opened (created or truncated) at the first row, so an existing file is replaced only
     by a run that produced frames. Each row goes out as one `os.write` of the complete line (no
@@ -195,6 +212,11 @@ class JsonLines(Output):
         row["frame"] = frame.info or {"index": frame.index}
         self._emit(row)
         self.rows += 1
+
+    def write_event(self, event: dict) -> None:
+        """An event row; skipped, like the summary, when no frame row was written."""
+        if self.to_stdout or self._fd is not None:
+            self._emit(event)
 
     def write_summary(self, summary: dict) -> None:
         """The last row; skipped when no frame row was written, so an existing file stays as it was."""
@@ -290,9 +312,12 @@ class Window(Output):
 
     def __init__(self, title: str = "edgekit"):
         self.title, self.fps = title, FpsMeter()
+        self.last_event: dict | None = None
 
     def write(self, result, frame) -> bool:
-        cv2.imshow(self.title, draw_overlay(frame.image, result, self.fps.tick()))
+        if result.events:
+            self.last_event = result.events[-1]
+        cv2.imshow(self.title, draw_overlay(frame.image, result, self.fps.tick(), self.last_event))
         return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Draw one result on its frame: heat maps, boxes, labels with confidences, FPS and latency.
+"""Draw one result on its frame: heat maps, boxes, labels with confidences, FPS and latency, and for
+a model tracked with hysteresis (`runtime.temporal`) its stable state and the last "plane found" event.
 
 Returns a BGR image for `cv2.imshow`; the frame itself is never modified.
 """
@@ -36,11 +37,14 @@ def _text_lines(result, fps: float) -> list[str]:
             lines.append(f"{name}: " + ", ".join(f"{k} {out.confidences[k]:.2f}" for k in out.labels))
         elif out.label is not None:
             lines.append(f"{name}: {out.label} {out.confidence:.2f}")
+        if out.tracked:
+            conf = "" if out.state_confidence is None else f" {out.state_confidence:.2f}"
+            lines.append(f"{name} state: {out.state if out.state is not None else '-'}{conf}")
     return lines
 
 
-def draw_overlay(image: np.ndarray, result, fps: float = 0.0) -> np.ndarray:
-    """The frame as BGR with every model's answer drawn on it."""
+def draw_overlay(image: np.ndarray, result, fps: float = 0.0, last_event: dict | None = None) -> np.ndarray:
+    """The frame as BGR with every model's answer drawn on it (and `last_event`, a "plane found" event)."""
     canvas = _to_bgr(image)
     for i, (name, out) in enumerate(result.outputs.items()):
         colour = COLOURS[i % len(COLOURS)]
@@ -50,7 +54,12 @@ def draw_overlay(image: np.ndarray, result, fps: float = 0.0) -> np.ndarray:
             _box(canvas, out.cam_box, colour, f"{name}: {out.label}")
         for det in out.boxes:
             _box(canvas, det["box"], colour, f"{det['label']} {det['score']:.2f}")
-    for row, text in enumerate(_text_lines(result, fps)):
+    lines = _text_lines(result, fps)
+    if last_event is not None:
+        from runtime.temporal import describe_event
+
+        lines.append(f"found {describe_event(last_event)}")
+    for row, text in enumerate(lines):
         y = 20 + 18 * row
         cv2.putText(canvas, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(canvas, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)

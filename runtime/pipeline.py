@@ -24,6 +24,7 @@ from runtime.bundle import Bundle, ModelEntry
 from runtime.postprocess import (Geometry, ModelOutput, activate, class_scores, detections,
                                  fill_classification, localise)
 from runtime.sources import Frame
+from runtime.temporal import Hysteresis, settings_for
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Result:
     done: float = 0.0
     outputs: dict[str, ModelOutput] = field(default_factory=dict)
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    events: list[dict] = field(default_factory=list)   # crossings that ended at this frame (runtime.temporal)
 
     @property
     def latency_ms(self) -> float:
@@ -55,9 +57,11 @@ class Result:
 
 
 class ModelRunner:
-    """One bundled model: preprocess -> infer -> postprocess, with optional confidence smoothing."""
+    """One bundled model: preprocess -> infer -> postprocess, with optional confidence smoothing and,
+    where the manifest's postprocess has a `hysteresis` block (or `hysteresis` overrides ask for it on
+    a plane model), a stable state with "plane found" events (`runtime.temporal`)."""
 
-    def __init__(self, entry: ModelEntry, backend, smooth: float = 0.0):
+    def __init__(self, entry: ModelEntry, backend, smooth: float = 0.0, hysteresis: dict | None = None):
         if len(entry.inputs) != 1:
             raise UnsupportedError(f"model {entry.name!r} has {len(entry.inputs)} inputs; the pipeline feeds "
                                    f"one image input")
@@ -71,6 +75,9 @@ class ModelRunner:
         self.threshold = float(entry.postprocess.get("threshold", 0.5))
         self.cam_threshold = float(entry.postprocess.get("cam_threshold", 0.5))
         self._ema: np.ndarray | None = None
+        self._probs: np.ndarray | None = None
+        settings = settings_for(entry, hysteresis)
+        self.tracker = None if settings is None else Hysteresis(entry.labels, model=entry.name, **settings)
         self._spec_key = json.dumps(entry.preprocess, sort_keys=True)
 
     def _smoothed(self, probs: np.ndarray) -> np.ndarray:
@@ -109,6 +116,7 @@ class ModelRunner:
     def postprocess(self, image_shape, outputs: dict) -> ModelOutput:
         e = self.entry
         out = ModelOutput(e.name, e.kind)
+        self._probs = None
         geometry = Geometry.of(image_shape, e.preprocess)
         logits, cam = e.output("logits"), e.output("cam")
         if e.kind == DETECTION and e.output("boxes") is not None:
@@ -119,6 +127,7 @@ class ModelRunner:
         if logits is not None or cam is not None:
             scores = class_scores(outputs, logits and logits.name, cam and cam.name)
             probs = self._smoothed(activate(scores, e.kind, e.postprocess.get("activation")))
+            self._probs = probs
             if e.kind != DETECTION or not out.boxes:
                 fill_classification(out, probs, e.labels, self.threshold)
             if cam is not None:
@@ -128,13 +137,31 @@ class ModelRunner:
                 out.heatmap_region = geometry.region
         return out
 
-    def __call__(self, image: np.ndarray, timings: dict, cache: dict | None = None) -> ModelOutput:
+    def track(self, out: ModelOutput, frame: Frame | None) -> None:
+        """Feed this frame's confidences to the hysteresis tracker: its state goes into `out`, and
+        the events of a crossing that ended here into `out.events`."""
+        if self.tracker is None or frame is None:
+            return
+        out.tracked = True
+        if self._probs is None:            # a detector that found boxes: no class confidences this frame
+            out.state = self.tracker.state
+            return
+        out.state, out.state_confidence, out.events = self.tracker.update(self._probs, frame.index, frame.t,
+                                                                          frame.info)
+
+    def finish(self) -> list[dict]:
+        """The events still open at the end of a run (see `Hysteresis.finish`)."""
+        return self.tracker.finish() if self.tracker is not None else []
+
+    def __call__(self, image: np.ndarray, timings: dict, cache: dict | None = None,
+                 frame: Frame | None = None) -> ModelOutput:
         t0 = time.perf_counter()
         feed = self.feed(image, cache)
         t1 = time.perf_counter()
         outputs = self.backend.infer(feed, check=False)
         t2 = time.perf_counter()
         out = self.postprocess(image.shape, outputs)
+        self.track(out, frame)
         t3 = time.perf_counter()
         timings[self.entry.name] = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3,
                                     "postprocess": (t3 - t2) * 1e3}
@@ -142,15 +169,19 @@ class ModelRunner:
 
 
 class Pipeline:
-    """Every model of a bundle on one backend (`auto` picks it and says why in `backend_reason`)."""
+    """Every model of a bundle on one backend (`auto` picks it and says why in `backend_reason`).
 
-    def __init__(self, bundle: Bundle, backend: str = "auto", smooth: float = 0.0, models=None):
+    `hysteresis` overrides the manifest's `postprocess.hysteresis` settings (enter, leave, min_frames,
+    smooth; None keeps the manifest's) and switches tracking on for a plane model without them."""
+
+    def __init__(self, bundle: Bundle, backend: str = "auto", smooth: float = 0.0, models=None,
+                 hysteresis: dict | None = None):
         if not 0.0 <= float(smooth) < 1.0:
             raise BadInputError(f"smoothing must be in [0, 1) (weight of the past; 0 = off), got {smooth}")
         self.bundle = bundle
         self.backend_name, self.backend_reason = pick_backend(backend, bundle)
         entries = [bundle.model(n) for n in models] if models else list(bundle.models)
-        self.runners = [ModelRunner(e, create_backend(self.backend_name, e), smooth) for e in entries]
+        self.runners = [ModelRunner(e, create_backend(self.backend_name, e), smooth, hysteresis) for e in entries]
 
     def activate(self) -> "Pipeline":
         for r in self.runners:
@@ -173,9 +204,15 @@ class Pipeline:
         result = Result(frame.index, frame.t, time.monotonic())
         cache: dict = {}  # one preprocessing per distinct spec per frame (FPUS23 models share theirs)
         for runner in self.runners:
-            result.outputs[runner.entry.name] = runner(frame.image, result.timings, cache)
+            out = runner(frame.image, result.timings, cache, frame)
+            result.outputs[runner.entry.name] = out
+            result.events.extend(out.events)
         result.done = time.monotonic()
         return result
+
+    def finish(self) -> list[dict]:
+        """End of a run: every tracked model's crossing still open, as events; the trackers start afresh."""
+        return [e for r in self.runners for e in r.finish()]
 
     def device_memory(self) -> dict | None:
         return next((m for m in (r.backend.device_memory() for r in self.runners) if m), None)

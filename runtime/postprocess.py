@@ -70,9 +70,14 @@ class ModelOutput:
     heatmap: np.ndarray | None = None
     heatmap_region: list[float] | None = None
     cam_box: list[float] | None = None
+    tracked: bool = False                  # a hysteresis tracker follows this model (runtime.temporal)
+    state: str | None = None               # its stable state: a class, or the background ("no plane")
+    state_confidence: float | None = None  # the state class's smoothed confidence
+    events: list[dict] = field(default_factory=list)  # crossings that ended at this frame
 
     def to_dict(self) -> dict:
-        """JSON-ready; the heat map array stays out (its box and region go in)."""
+        """JSON-ready; the heat map array stays out (its box and region go in); a tracked model adds
+        its stable `state` and `state_confidence` (its events are rows of their own)."""
         d = {"kind": self.kind, "label": self.label, "confidence": self.confidence,
              "confidences": self.confidences}
         if self.kind == MULTI_LABEL:
@@ -81,6 +86,9 @@ class ModelOutput:
             d["boxes"] = self.boxes
         if self.heatmap is not None:
             d.update(cam_box=self.cam_box, heatmap_region=self.heatmap_region)
+        if self.tracked:
+            d.update(state=self.state, state_confidence=None if self.state_confidence is None
+                     else round(self.state_confidence, 5))
         return d
 
 

@@ -12,6 +12,7 @@ from collections import defaultdict
 import numpy as np
 
 PERCENTILES = (50, 95, 99)
+EVENTS_LISTED = 1000  # the summary lists the last N events (a run of days stays bounded); "count" has them all
 
 
 def percentiles(values) -> dict[str, float]:
@@ -51,6 +52,15 @@ class RunStats:
         self.latency_ms: list[float] = []
         self.wait_ms: list[float] = []
         self.stages: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.event_count = 0
+        self.events: list[dict] = []
+
+    def add_events(self, events) -> None:
+        """Count and keep (the last EVENTS_LISTED of) the run's events (`runtime.temporal`)."""
+        for event in events:
+            self.event_count += 1
+            self.events.append(event)
+        del self.events[:-EVENTS_LISTED]
 
     def add(self, result) -> None:
         self.frames += 1
@@ -60,6 +70,7 @@ class RunStats:
             for stage, ms in timings.items():
                 self.stages[model][stage].append(ms)
             self.stages[model]["total"].append(sum(timings.values()))
+        self.add_events(getattr(result, "events", ()))
 
     def summary(self, capture: dict | None = None, device_memory: dict | None = None) -> dict:
         seconds = time.monotonic() - self.started
@@ -69,6 +80,7 @@ class RunStats:
         out["latency_ms"] = percentiles(self.latency_ms)
         out["wait_ms"] = percentiles(self.wait_ms)
         out["models_ms"] = {m: {s: percentiles(v) for s, v in stages.items()} for m, stages in self.stages.items()}
+        out["events"] = {"count": self.event_count, "listed": len(self.events), "list": list(self.events)}
         out["memory"] = process_memory()
         if device_memory:
             out["device_memory"] = device_memory
@@ -86,6 +98,15 @@ def format_summary(s: dict) -> str:
              f"end-to-end latency p50/p95/p99 {pct(s['latency_ms'])}" if s["latency_ms"] else "no frames processed"]
     for model, stages in s["models_ms"].items():
         lines.append(f"  {model}: total {pct(stages['total'])} (infer {pct(stages['infer'])})")
+    events = s.get("events") or {}
+    if events.get("count"):
+        from runtime.temporal import describe_event
+
+        shown = events["list"][-5:]
+        lines.append(f"events: {events['count']} plane found" + (f" (last {len(shown)})" if events["count"] > len(shown)
+                                                                  else "") + ": " + "; ".join(map(describe_event, shown)))
+    elif "events" in s:
+        lines.append("events: none (no plane crossed, or no model tracks one)")
     mem = s["memory"]
     lines.append(f"memory: RSS {mem['rss_mb']:.0f} MB (peak {mem['peak_rss_mb']:.0f} MB)"
                  + (f"; device {s['device_memory']['used_bytes'] / 2**20:.0f} MB used"

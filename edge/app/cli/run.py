@@ -32,8 +32,18 @@ def run_command(
                                  help="confidence smoothing: weight of the past in [0, 1); 0 = off"),
     record: Optional[Path] = typer.Option(None, "--record", metavar="DIR",
                                           help="save every processed frame as PNG in DIR (created if needed)"),
+    enter: Optional[float] = typer.Option(None, "--enter", metavar="P",
+                                          help="plane hysteresis: enter a plane when its smoothed confidence "
+                                               "is >= P for min_frames frames (default: the bundle's, 0.6)"),
+    leave: Optional[float] = typer.Option(None, "--leave", metavar="P",
+                                          help="plane hysteresis: leave it when that confidence drops below P "
+                                               "(<= --enter; default: the bundle's, 0.4)"),
 ) -> None:
     """Run every model of BUNDLE on a live source in real time; print a summary at the end.
+
+    A plane model (its manifest's postprocess has a hysteresis block, or --enter/--leave is given)
+    also reports a stable plane state per frame and a "plane_found" event per crossing, with its
+    best frame: a JSONL row of its own, a console line, on the overlay and in the summary.
 
     Ctrl-C, SIGTERM (systemctl stop) and SIGHUP stop it after the current frame: the summary is
     still written (to --json-out and the console), then the exit status is 128 + the signal's
@@ -44,7 +54,8 @@ def run_command(
     from runtime.stats import format_summary
 
     summary = runtime.run(bundle, source=source, backend=backend, headless=headless, frames=frames,
-                          json_out=json_out, smooth=smooth, record=record)
+                          json_out=json_out, smooth=smooth, record=record,
+                          enter=enter, leave=leave)
     typer.echo(format_summary(summary), err=json_out == "-")
     _exit_for_signal(summary.get("signal"))
 

@@ -2,7 +2,9 @@
 
 Phantom frames in; the four FPUS23 models trained briefly, pruned and INT8-quantised, exported as an
 FP32 bundle for a CPU and an INT8 bundle for a Jetson, and the CPU bundle played through the runtime
-loop on a phantom probe sweep; the figures of every stage out, and everything under `out`::
+loop on a phantom probe sweep, its answers scored against the phantom's truth of every frame
+(`report["correctness"]`, `edge.app.demo.correctness`); the figures of every stage out, and
+everything under `out`::
 
     >>> report = demo("edgekit-demo/", quick=True)                         # doctest: +SKIP
     >>> sorted(report["train"]), report["run"]["frames"] > 0               # doctest: +SKIP
@@ -73,12 +75,13 @@ def demo(out="edgekit-demo", quick: bool = False, force: bool = False, frames: i
         trained = timed("train", steps.train_models, plan, data, out / "checkpoints", seed, say)
         sweeps = timed("compress", steps.compress_models, plan, data, trained, out / "compress", say)
         bundles = timed("export", steps.export_bundles, plan, sweeps, out, say)
-    summary = timed("run", steps.run_loop, plan, bundles["cpu-fp32"]["path"], seed, out / "run.jsonl", say)
+    summary, correctness = timed("run", steps.run_loop, plan, bundles["cpu-fp32"]["path"], seed,
+                                 out / "run.jsonl", say)
     seconds["total"] = round(say.elapsed(), 1)
     report = {"format": "edgekit.demo", "version": 1, "out": str(out), "quick": plan is QUICK or quick,
               "plan": dataclasses.asdict(plan), "data": data["summary"], "train": trained,
               "compress": sweeps, "bundles": bundles,
-              "run": summary, "seconds": seconds}
+              "run": summary, "correctness": correctness, "seconds": seconds}
     (out / "demo.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / "demo.md").write_text(render(report) + "\n")
     say(f"done: wrote {out}/demo.json and demo.md")

@@ -170,24 +170,36 @@ def _parity(p: dict) -> dict:
     return out
 
 
-def run_loop(plan, bundle, seed: int, out: Path, say) -> dict:
-    """Step 5: `runtime.run` on the CPU bundle, headless, on a phantom probe sweep the models never saw.
+def run_loop(plan, bundle, seed: int, out: Path, say) -> tuple[dict, dict]:
+    """Step 5: `runtime.run` on the CPU bundle, headless, on a phantom probe sweep the models never saw;
+    returns the run's summary and its correctness against the phantom's truth (`edge.app.demo.correctness`).
 
-    Every frame's answers go to out/run.jsonl; the loop's console line per frame goes to stderr with
-    the progress lines, so stdout keeps only the report."""
+    Every frame's answers (and the sweep's truth, and the plane_found events) go to out/run.jsonl; the
+    loop's console line per frame goes to stderr with the progress lines, so stdout keeps only the report."""
     import contextlib
     import sys
 
     import runtime
+    from edge.app.demo.correctness import score_run
+    from runtime.outputs import Collect
 
     h, w = plan.frame
     source = f"phantom:{seed + 2}?width={w}&height={h}&realtime={int(plan.realtime)}"
     say(f"5/5 run: {Path(bundle).name} on {source}, {plan.run_frames} frames, headless -> {out.name}")
+    collect = Collect()
     with contextlib.redirect_stdout(sys.stderr):
         summary = runtime.run(bundle, source=source, backend="auto", headless=True, frames=plan.run_frames,
-                              json_out=out, log=lambda m: say(f"5/5 run: {m}"))
-    say(f"5/5 run: {summary['frames']} frames at {summary['fps']:.1f} FPS, dropped {summary.get('dropped', 0)}")
-    return summary
+                              json_out=out, log=lambda m: say(f"5/5 run: {m}"), outputs=[collect])
+    correctness = score_run(bundle, collect.results, collect.infos, collect.events)
+    say(f"5/5 run: {summary['frames']} frames at {summary['fps']:.1f} FPS, dropped {summary.get('dropped', 0)}, "
+        f"{summary['events']['count']} plane_found events")
+    for name, m in correctness["models"].items():
+        shown = {k: v for k, v in m.items() if k in ("accuracy", "state_accuracy", "retrieval_recall",
+                                                     "retrieval_precision", "exact_match", "mAP50",
+                                                     "box_recall_iou50")}
+        say(f"5/5 correct {name}: " + (", ".join(f"{k} {_fmt(v)}" for k, v in shown.items()) or "not scored")
+            + f" on {m['frames']} frames")
+    return summary, correctness
 
 
 def _fmt(x) -> str:

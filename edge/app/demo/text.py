@@ -67,6 +67,17 @@ def _run(report: dict) -> list[str]:
     from runtime.stats import format_summary
 
     run = report["run"]
-    return [f"## 4. Runtime loop: {run.get('bundle', '')} on {run.get('source', 'phantom')}, backend "
-            f"{run.get('backend', '?')}", "", "```", format_summary(run), "```",
-            "Memory is the demo process's, torch included; `edgekit run BUNDLE` on a device loads no torch.", ""]
+    lines = [f"## 4. Runtime loop: {run.get('bundle', '')} on {run.get('source', 'phantom')}, backend "
+             f"{run.get('backend', '?')}", "", "```", format_summary(run), "```",
+             "Memory is the demo process's, torch included; `edgekit run BUNDLE` on a device loads no torch.", ""]
+    c = report.get("correctness")
+    if c:
+        from edge.app.demo.correctness import table
+
+        lines += [f"### Correctness against the phantom's truth ({c['scored_frames']} of {c['frames']} frames)", "",
+                  *table(c, run), "",
+                  "Retrieval (`edge.ml.training.metrics.plane_retrieval` on the hysteresis state): a true "
+                  "crossing of a plane is found when the state holds that plane within "
+                  f"{c['tolerance_frames']} frames of it (recall); a state frame in a plane is right when a frame "
+                  f"within {c['tolerance_frames']} truly shows that plane (precision).", ""]
+    return lines

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.core.phantom.anatomy import BODY_LEN, S_AC, Shape, longitudinal, transverse, uterus
+from edge.core.phantom.patient import Patient
 
 ORIENTATIONS = ("hdvb", "hdvf", "huvb", "huvf")
 PARTS = ("head", "arms", "legs", "abdomen")
@@ -41,6 +42,7 @@ class View:
     dx: float = 0.0               # body axis offset from the fan's centre line
     depth: float = 205.0          # body axis depth below the top of the frame
     scale: float = 1.0
+    patient: Patient | None = None  # the fetus and the day (size, depth setting, pressure, echoes); None: reference
 
 
 @dataclass
@@ -73,30 +75,113 @@ def in_sector(pts: np.ndarray) -> np.ndarray:
 
 
 def layout(view: View) -> Layout:
-    """Place the section for `view` in the fan and derive plane, anatomy in view and boxes."""
+    """Place the section for `view` in the fan and derive plane, anatomy in view and boxes.
+
+    The patient's anatomy (size, proportions), depth setting and probe pressure move the shapes
+    before the boxes and the in-view test are taken from them, so the labels follow the picture."""
+    pt = view.patient or _REFERENCE
     if view.probe == "h":
         body, plane, (a, b) = transverse(view.s, view.tilt)
+        fx, fy = _proportions(pt, view.s)
+        a, b = a * fx, b * fy
         wall = uterus(False, round(a), round(b))
         shift, stretch = 0.0, 1.0 + 1.5 * math.sin(math.radians(abs(view.tilt)))
     elif view.probe == "v":
         body, plane, wall = longitudinal(), None, uterus(True)
+        fx, fy = 1.0, 1.0
         shift, stretch = view.s * BODY_LEN, 1.0 / math.cos(math.radians(min(abs(view.tilt), 60.0)))
     else:
         raise ValueError(f"probe must be 'h' or 'v', got {view.probe!r}")
     side, post = orientation_signs(view.orientation, view.probe)
     c, s = math.cos(math.radians(view.roll)), math.sin(math.radians(view.roll))
-    m = np.array([[c, -s], [s, c]]) @ np.diag([side * stretch * view.scale, post * view.scale])
-    origin = np.array([APEX_X + view.dx, view.depth])
+    scale = view.scale * pt.size
+    m = np.array([[c, -s], [s, c]]) @ np.diag([side * stretch * scale, post * scale])
+    origin = np.array([APEX_X + view.dx, view.depth + pt.offset])
     source = [*wall, *body]
     sizes = np.cumsum([len(sh.pts) for sh in source])[:-1]
-    moved = np.split((np.concatenate([sh.pts for sh in source]) - (shift, 0.0)) @ m.T + origin, sizes)
-    shapes = [Shape(p, sh.fill, sh.edge, sh.width * view.scale, sh.shadow, sh.part, sh.closed)
-              for sh, p in zip(source, moved)]
+    pts = np.concatenate([sh.pts for sh in source])
+    if (fx, fy) != (1.0, 1.0):                        # the section's own proportions (head, trunk, limbs)
+        pts[sum(len(sh.pts) for sh in wall):] *= (fx, fy)
+    pts = (pts - (shift, 0.0)) @ m.T + origin
+    if pt.zoom != 1.0:                                # depth setting: zoom about the skin under the probe
+        pts = _SKIN + (pts - _SKIN) * pt.zoom
+    if pt.pressure > 0.0:
+        pts = compress_near_field(pts, pt.pressure)
+    moved = np.split(pts, sizes)
+    width = view.scale * pt.zoom
+    shapes = []
+    for k, (sh, p) in enumerate(zip(source, moved)):
+        fill, edge, shadow = _echo(pt, sh, k < len(wall))
+        shapes.append(Shape(p, fill, edge, sh.width * width, shadow, sh.part, sh.closed))
     visible, boxes = _visible_parts(shapes)
     if plane is not None and visible.get(_PLANE_PART[plane], 0.0) < 0.97:
         plane = None                                  # a partial view of the plane is no plane
     anatomy = tuple(p for p in PARTS if any(b[0] == p for b in boxes))
     return Layout(shapes, plane or "no plane", anatomy, boxes)
+
+
+_REFERENCE = Patient()
+_SKIN = np.array([APEX_X, APEX_Y + R0])
+PRESSURE_DEPTH = 70.0                             # reference px over which probe pressure fades out
+
+
+def compress_near_field(pts: np.ndarray, pressure: float) -> np.ndarray:
+    """Probe pressure: tissue just under the skin is squeezed by `pressure` (a fraction), fading with
+    depth, so everything deeper moves up by up to `pressure` x PRESSURE_DEPTH along the beam."""
+    d = pts - (APEX_X, APEX_Y)
+    r = np.hypot(d[:, 0], d[:, 1])
+    under = np.maximum(r - R0, 0.0)
+    shift = pressure * PRESSURE_DEPTH * (1.0 - np.exp(-under / PRESSURE_DEPTH))
+    return pts - d * (shift / np.maximum(r, 1e-6))[:, None]
+
+
+def _fan_edge(step: float = 3.0) -> np.ndarray:
+    """Points every `step` reference pixels along the fan's outline, clipped to the frame."""
+    arc = lambda r: np.stack([APEX_X + r * np.sin(th), APEX_Y + r * np.cos(th)], 1)
+    th = np.linspace(-HALF_ANGLE, HALF_ANGLE, int(2 * HALF_ANGLE * R1 / step))
+    rays = np.linspace(R0, R1, int((R1 - R0) / step))
+    sides = [np.stack([APEX_X + rays * math.sin(a), APEX_Y + rays * math.cos(a)], 1) for a in (-HALF_ANGLE, HALF_ANGLE)]
+    pts = np.concatenate([arc(R0), arc(R1), *sides])
+    pts[:, 0] = np.clip(pts[:, 0], 0.0, REF_W)
+    pts[:, 1] = np.clip(pts[:, 1], 0.0, REF_H)
+    return pts
+
+
+def _inside_polygon(pts: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd test of points against a closed polygon."""
+    x, y = pts[:, :1], pts[:, 1:]
+    x0, y0 = poly[:, 0], poly[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    cross = ((y0 > y) != (y1 > y)) & (x < x0 + (y - y0) * (x1 - x0) / np.where(y1 == y0, 1e-9, y1 - y0))
+    return cross.sum(axis=1) % 2 == 1
+
+
+_FAN_EDGE = _fan_edge()
+
+
+def _proportions(pt: Patient, s: float) -> tuple[float, float]:
+    """Scale of a transverse section at level `s` against the whole body (head, trunk or limbs)."""
+    if s < 0.31:
+        return pt.head * pt.cephalic, pt.head
+    return (pt.trunk, pt.trunk) if s < 0.72 else (pt.limbs, pt.limbs)
+
+
+def _echo(pt: Patient, sh: Shape, wall: bool) -> tuple[float, float, float]:
+    """(fill, edge, shadow) of a shape for this patient: fluid, placenta, soft tissue and bone echoes."""
+    fill, edge, shadow = sh.fill, sh.edge, sh.shadow
+    if pt is _REFERENCE:
+        return fill, edge, shadow
+    if wall:
+        return (pt.fluid if fill < 0.2 else pt.placenta), edge, shadow
+    if 0.3 <= fill <= 0.6:
+        fill *= pt.soft
+    elif fill >= 0.85:
+        fill = min(1.0, fill * pt.bone)
+    if edge >= 0.8:
+        edge = min(1.0, edge * pt.bone)
+    if shadow < 1.0:
+        shadow = min(1.0, max(0.05, 1.0 - (1.0 - shadow) * pt.shadow))
+    return fill, edge, shadow
 
 
 def _visible_parts(shapes: list[Shape]):
@@ -118,6 +203,9 @@ def _visible_parts(shapes: list[Shape]):
         if visible[part] < 0.3:
             continue
         sel = rings[idx].reshape(-1, 2)[ok]
+        if visible[part] < 1.0:                   # cut by the fan's edge: the edge bounds it there
+            edge = _FAN_EDGE[np.logical_or.reduce([_inside_polygon(_FAN_EDGE, pts[i]) for i in idx])]
+            sel = np.concatenate([sel, edge])
         (x0, y0), (x1, y1) = sel.min(axis=0), sel.max(axis=0)
         if x1 - x0 >= 8 and y1 - y0 >= 8:
             boxes.append((part.split(":")[0], float(x0), float(y0), float(x1), float(y1)))

@@ -3,12 +3,15 @@
     >>> from edge.ml.data import load_samples, split_by_group
     >>> samples, labels = load_samples("fpus23/", "plane")            # doctest: +SKIP
     >>> train, val, test = split_by_group(samples, (0.8, 0.1, 0.1))   # doctest: +SKIP
+    >>> split = split_streams(samples, "plane", (0.8, 0.1, 0.1))       # doctest: +SKIP
+    >>> train, val, test = split.parts; split.warnings                # every class in val and test
 
 Formats, tried in this order: FETAL_PLANES_DB (its CSV), FPUS23 streams (``annotations/<stream>/``),
 the FPUS23 plane folder (``{AC,BPD,FL,NO}_PLANE/``), a plain ``<class>/`` image folder. Single-label
 answers land in ``sample.label``; a dataset with its own class names (FETAL_PLANES_DB's six planes)
 returns those as `labels`. Splits keep every group (stream, patient) on one side, never splitting
-frames of one sweep, which would leak near-duplicates into the test set. Torch-free.
+frames of one sweep, which would leak near-duplicates into the test set; `split_streams` also makes
+every held-out split hold every class (or says loudly that the data cannot). Torch-free.
 """
 from __future__ import annotations
 
@@ -19,9 +22,11 @@ import numpy as np
 
 from edge.ml.data.records import Box, Sample
 from edge.core.errors import BadInputError, MissingFileError, UnsupportedError
-from edge.core.tasks import SINGLE_LABEL, get_task
+from edge.core.tasks import DETECTION, MULTI_LABEL, SINGLE_LABEL, Task, get_task
 
-__all__ = ["Sample", "Box", "load_samples", "split_by_group", "phantom_samples", "detect_format"]
+__all__ = ["Sample", "Box", "load_samples", "split_by_group", "split_streams", "StreamSplit", "classes_of",
+           "phantom_samples", "detect_format"]
+SPLIT_NAMES = ("train", "val", "test")
 
 
 def detect_format(root) -> str:
@@ -113,3 +118,136 @@ def split_by_group(samples: list[Sample], fractions=(0.8, 0.1, 0.1), seed: int =
         splits[j].extend(g)
         sizes[j] += len(g)
     return splits
+
+
+def classes_of(sample: Sample, task: Task) -> set[str]:
+    """The classes a frame shows for `task`: its label (single-label), its positive labels (multi-label)
+    or the labels of its boxes (detection)."""
+    if task.kind == SINGLE_LABEL:
+        label = sample.label if sample.label is not None else sample.answer(task.name)
+        return {label} if label is not None else set()
+    if task.kind == MULTI_LABEL:
+        return set(sample.answer(task.name) or ())
+    if task.kind == DETECTION:
+        return {b[0] for b in sample.boxes}
+    return set()
+
+
+@dataclasses.dataclass
+class StreamSplit:
+    """Whole groups (streams, patients) assigned to splits; `missing` says which classes a split lacks."""
+
+    parts: list[list[Sample]]
+    names: tuple[str, ...]
+    fractions: tuple[float, ...]
+    classes: tuple[str, ...]                 # the classes the data shows
+    missing: dict[str, list[str]]            # split name -> classes it holds no frame of
+    warnings: list[str]
+    seed: int
+    attempt: int
+
+    def __getitem__(self, name: str) -> list[Sample]:
+        return self.parts[self.names.index(name)]
+
+    def record(self) -> dict:
+        """What a checkpoint records (`provenance.split`): fractions asked and got, groups per split."""
+        total = max(1, sum(map(len, self.parts)))
+        rec = {"fractions": list(self.fractions), "by": "group", "method": "split_streams", "seed": self.seed,
+               "attempt": self.attempt, "classes": list(self.classes), "missing": self.missing,
+               "warnings": list(self.warnings)}
+        for name, part in zip(self.names, self.parts):
+            rec[name] = {"frames": len(part), "fraction": round(len(part) / total, 4),
+                         "groups": sorted({s.group for s in part})}
+        return rec
+
+
+def split_names(n: int) -> tuple[str, ...]:
+    """train/val/test for three splits, train/test for two (detection's 80/20)."""
+    return {2: ("train", "test"), 3: SPLIT_NAMES}.get(n, tuple(f"part{k}" for k in range(n)))
+
+
+def split_streams(samples: list[Sample], task, fractions=(0.8, 0.1, 0.1), seed: int = 0,
+                  tries: int = 64) -> StreamSplit:
+    """Split by group (stream, patient) so that every split, the held-out ones above all, holds every
+    class the data shows; close to `fractions` of frames otherwise.
+
+    Greedy, rarest class first: each split that lacks a class takes the unassigned group that adds the
+    most classes it lacks (then the smallest, then the seeded order); the remaining groups go to the
+    split furthest below its share of frames. `tries` seeded orders are tried and the one that misses
+    the fewest classes, then lands closest to `fractions`, wins, so a seed always gives the same split.
+    Held-out splits grow past their fraction when that is what holding every class takes (16 phantom
+    streams of 4 orientations: 8/4/4 streams). A class shown by fewer groups than there are splits
+    cannot reach them all: train gets it first (to learn it), then test, then val, and the split's
+    `warnings` say which split misses what.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    fr = np.asarray(fractions, dtype=float)
+    if fr.ndim != 1 or len(fr) == 0 or (fr < 0).any() or not np.isclose(fr.sum(), 1.0):
+        raise BadInputError(f"split fractions {tuple(fractions)} must be non-negative and sum to 1, "
+                            f"e.g. (0.8, 0.1, 0.1)")
+    groups: dict[str, list[Sample]] = {}
+    for s in samples:
+        groups.setdefault(s.group, []).append(s)
+    wanted = [j for j in range(len(fr)) if fr[j] > 0]
+    if len(groups) < len(wanted):
+        raise BadInputError(f"{len(groups)} groups (streams/patients) cannot fill {len(wanted)} "
+                            f"splits without cutting one; add data or use fewer splits")
+    names = sorted(groups)
+    shows = {g: frozenset().union(*(classes_of(s, task) for s in groups[g])) for g in names}
+    classes = sorted(frozenset().union(*shows.values()))
+    count = {c: sum(c in shows[g] for g in names) for c in classes}
+    # scarce classes: train first (to learn them), then the last split (test), then the others
+    priority = [wanted[0], *reversed(wanted[1:])]
+    best = None
+    for attempt in range(max(1, tries)):
+        order = np.random.default_rng([seed, attempt]).permutation(len(names))
+        rank = {names[i]: k for k, i in enumerate(order)}
+        assign = _assign(names, groups, shows, classes, count, fr, wanted, priority, rank)
+        cover = [frozenset().union(*(shows[g] for g in assign[j])) for j in range(len(fr))]
+        missing = sum(len(set(classes) - cover[j]) for j in wanted)
+        sizes = np.array([sum(len(groups[g]) for g in assign[j]) for j in range(len(fr))], dtype=float)
+        key = (missing, float(np.abs(sizes / max(1.0, sizes.sum()) - fr).sum()))
+        if best is None or key < best[0]:
+            best = (key, attempt, assign, cover)
+    _, attempt, assign, cover = best
+    split_of = split_names(len(fr))
+    missing = {split_of[j]: sorted(set(classes) - cover[j]) for j in wanted if set(classes) - cover[j]}
+    warnings = [f"{name} split holds no frame of {', '.join(map(repr, lacks))} (shown by "
+                f"{', '.join(f'{count[c]}' for c in lacks)} of {len(names)} groups): its figures cannot "
+                f"measure {'that class' if len(lacks) == 1 else 'those classes'}; add streams/patients that show it"
+                for name, lacks in missing.items()]
+    absent = [c for c in task.labels if c not in count]
+    if absent:
+        warnings.append(f"the data holds no frame of {', '.join(map(repr, absent))} at all: no split can "
+                        f"train or test {'it' if len(absent) == 1 else 'them'}")
+    parts = [[s for g in sorted(assign[j]) for s in groups[g]] for j in range(len(fr))]
+    return StreamSplit(parts, split_of, tuple(float(f) for f in fr), tuple(classes), missing, warnings,
+                       seed, attempt)
+
+
+def _assign(names, groups, shows, classes, count, fr, wanted, priority, rank) -> list[list[str]]:
+    assign: list[list[str]] = [[] for _ in fr]
+    free = set(names)
+    cover = [set() for _ in fr]
+    for c in sorted(classes, key=lambda c: (count[c], c)):
+        for j in priority:
+            if c in cover[j]:
+                continue
+            empty_others = sum(1 for k in wanted if k != j and not assign[k])
+            candidates = [g for g in free if c in shows[g]]
+            if not candidates or len(free) - 1 < empty_others:
+                continue
+            g = min(candidates, key=lambda g: (-len(shows[g] - cover[j]), len(groups[g]), rank[g]))
+            assign[j].append(g)
+            free.discard(g)
+            cover[j] |= shows[g]
+    sizes = np.array([sum(len(groups[g]) for g in a) for a in assign], dtype=float)
+    total = float(sum(map(len, groups.values())))
+    rest = sorted(free, key=rank.__getitem__)
+    for k, g in enumerate(rest):
+        empty = [j for j in wanted if not assign[j]]
+        left = len(rest) - k
+        j = empty[0] if empty and left <= len(empty) else int(np.argmax(np.where(fr > 0, fr * total - sizes, -np.inf)))
+        assign[j].append(g)
+        sizes[j] += len(groups[g])
+    return assign

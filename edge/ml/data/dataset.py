@@ -11,11 +11,14 @@
 Targets: class index (single_label), float multi-hot (multi_label), or a torchvision detection dict
 ``{"boxes": float Nx4 in model-input pixels, "labels": int64 1-based}`` (detection).
 
-Augmentation is a horizontal flip, FPUS23's stand-in for an inverted probe. In the phantom's geometry
-(`edge.core.phantom.scene`) a mirrored frame is exactly the frame of the fetus with head up and head down
-swapped (transverse cuts mirror the fetal left; longitudinal cuts put the head on the other side), so
-the flip swaps hd<->hu in the orientation label and keeps view back/front, the plane and the anatomy;
-boxes are mirrored.
+Augmentation (`augment=True`: `edge.ml.data.augment.Augment()`, or an `Augment` of your own) changes
+the frame before the shared preprocessing, so the device's preprocessing stays the training one: a
+horizontal flip, zoom and rotation about the probe apex, gain and TGC, acoustic shadows and speckle.
+In the phantom's geometry (`edge.core.phantom.scene`) a mirrored frame is exactly the frame of the
+fetus with head up and head down swapped (transverse cuts mirror the fetal left; longitudinal cuts put
+the head on the other side), so the flip swaps hd<->hu in the orientation label and keeps view
+back/front, the plane and the anatomy; boxes follow the flip, zoom and rotation. The augmentation's
+random numbers come from torch's RNG (one draw per frame), which a DataLoader seeds per worker.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from edge.ml.data.augment import Augment
 from edge.ml.data.records import Sample
 from edge.core.phantom.scene import flip_orientation
 from edge.core.preprocess import box_targets, preprocess, validate_spec
@@ -32,8 +36,11 @@ from edge.core.tasks import DETECTION, MULTI_LABEL, Task
 class TaskDataset(Dataset):
     """(float32 CxHxW tensor, target) per sample, for one task."""
 
-    def __init__(self, samples: list[Sample], task: Task, preprocess_spec: dict, augment: bool = False):
-        self.samples, self.task, self.spec, self.augment = list(samples), task, validate_spec(preprocess_spec), augment
+    def __init__(self, samples: list[Sample], task: Task, preprocess_spec: dict, augment: bool | Augment = False):
+        self.samples, self.task, self.spec = list(samples), task, validate_spec(preprocess_spec)
+        if augment is True:
+            augment = Augment()
+        self.augment = augment.for_kind(task.kind) if isinstance(augment, Augment) else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -42,11 +49,10 @@ class TaskDataset(Dataset):
         s = self.samples[i]
         img = s.load_image()
         label, boxes = s.label, list(s.boxes)
-        if self.augment and torch.rand(()) < 0.5:            # torch's RNG: seeded per DataLoader worker
-            img = np.ascontiguousarray(img[:, ::-1])
-            w = img.shape[1]
-            boxes = [(b[0], w - b[3], b[2], w - b[1], b[4]) for b in boxes]
-            if self.task.name == "orientation" and label:
+        if self.augment is not None:                         # torch's RNG: seeded per DataLoader worker
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+            img, boxes, flipped = self.augment(img, boxes, rng)
+            if flipped and self.task.name == "orientation" and label:
                 label = flip_orientation(label)
         x = torch.from_numpy(preprocess(img, self.spec))
         if self.task.kind == MULTI_LABEL:
@@ -73,7 +79,7 @@ class PhantomDataset(TaskDataset):
     """A TaskDataset over in-memory phantom frames: no PNGs, deterministic per seed."""
 
     def __init__(self, task_name: str, preprocess_spec: dict, seed: int = 0, n: int = 256,
-                 size: tuple[int, int] = (96, 96), augment: bool = False):
+                 size: tuple[int, int] = (96, 96), augment: bool | Augment = False):
         from edge.ml.data import phantom_samples
         from edge.core.tasks import get_task
 

@@ -60,6 +60,18 @@ def make_loader(dataset, kind: str, batch_size: int, *, shuffle: bool, seed: int
                       persistent_workers=num_workers > 0, collate_fn=collate_detection if kind == DETECTION else None)
 
 
+IMBALANCE = 1.5          # largest / smallest class count above which balancing is on by default
+
+
+def wants_balance(dataset, kind: str) -> bool:
+    """Whether a training set is imbalanced enough to balance by default: a single-label task dataset
+    whose largest class has more than `IMBALANCE` times the frames of its smallest (classes present)."""
+    if kind != SINGLE_LABEL or not hasattr(dataset, "samples"):
+        return False
+    counts = Counter(s.label for s in dataset.samples)
+    return len(counts) > 1 and max(counts.values()) > IMBALANCE * min(counts.values())
+
+
 def class_balanced_sampler(dataset, kind: str, generator) -> WeightedRandomSampler:
     """Inverse-class-frequency sampling over a TaskDataset of a single-label task."""
     if kind != SINGLE_LABEL or not hasattr(dataset, "samples"):

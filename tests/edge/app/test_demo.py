@@ -68,6 +68,49 @@ def test_quick_demo_runs_the_loop_and_reports_every_stage(quick_demo):
     assert steps == {"1/5", "2/5", "3/5", "4/5", "5/5"}, proc.stderr      # a timed line per step
 
 
+@pytest.mark.slow
+def test_quick_demo_reports_the_loops_correctness_against_the_phantoms_truth(quick_demo):
+    out, proc, report = quick_demo
+    c = report["correctness"]
+    assert c["scored_frames"] == c["frames"] == report["run"]["frames"] > 0     # every frame had its truth
+    assert set(c["models"]) == TASKS
+    assert all(m["scored"] for m in c["models"].values())
+    plane = c["models"]["plane"]
+    expected = {"plane": ("accuracy", "macro_f1", "state_accuracy", "retrieval_recall", "retrieval_precision"),
+                "orientation": ("accuracy", "macro_f1"), "anatomy": ("exact_match",),
+                "detection": ("mAP50", "box_recall_iou50")}
+    for name, keys in expected.items():
+        for key in keys:
+            value = c["models"][name][key]
+            assert value is None or 0.0 <= value <= 1.0, (name, key, value)
+    for key in ("accuracy", "state_accuracy", "exact_match"):   # a frame count is always there to divide by
+        model = "anatomy" if key == "exact_match" else "plane"
+        assert isinstance(c["models"][model][key], float)
+    assert plane["crossings"] >= 0
+    assert plane["found"] <= plane["crossings"]
+    # the Markdown table, with the numbers of the JSON
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines()
+            if line.startswith("| ") and line.count("|") == 7 and not line.startswith("| model")]
+    measures = {(r[0].strip(), r[3].strip()): r[4].strip() for r in rows if r[3].strip() and r[2].strip().isdigit()}
+    assert "### Correctness against the phantom's truth" in proc.stdout
+    assert float(measures[("plane", "per-frame accuracy (argmax)")]) == pytest.approx(plane["accuracy"], abs=5e-4)
+    assert float(measures[("plane", "per-frame accuracy (hysteresis state)")]) == pytest.approx(
+        plane["state_accuracy"], abs=5e-4)
+    values = [float(v) for v in measures.values() if v != "-"]
+    assert values
+    assert all(0.0 <= v <= 1.0 for v in values)
+    # the loop's JSONL: every frame row has its truth and the plane's state; event rows are strict JSON
+    rows = [json.loads(line, parse_constant=lambda x: pytest.fail(x)) for line in (out / "run.jsonl").read_text().splitlines()]
+    frames = [r for r in rows if "models" in r]
+    assert all(r["frame"]["truth"]["plane"] in ("AC", "BPD", "FL", "no plane") for r in frames)
+    assert all(r["models"]["plane"]["state"] in ("AC", "BPD", "FL", "no plane") for r in frames)
+    assert len([r for r in rows if r.get("event") == "plane_found"]) == report["run"]["events"]["count"] == c["events"]
+    manifest = json.loads((out / "bundle-cpu-fp32" / "manifest.json").read_text())
+    post = {m["task"]: m["postprocess"] for m in manifest["models"]}
+    assert set(post["plane"]["hysteresis"]) >= {"enter", "leave", "min_frames"}
+    assert "hysteresis" not in post["orientation"]
+
+
 def test_demo_refuses_a_non_empty_out_in_one_line(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     proc = run_cli("demo", "--quick", "--out", tmp_path)

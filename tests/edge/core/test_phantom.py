@@ -124,3 +124,79 @@ def test_logistic_regression_baseline_reports_metrics():
     assert 0.0 <= r["macro_f1"] <= 1.0
     a = logistic_regression_baseline(train, test, "anatomy", size=8)
     assert 0.0 <= a["exact_match"] <= a["label_accuracy"] <= 1.0
+
+
+def test_each_seed_is_another_patient_and_a_seed_reproduces_it():
+    from edge.core.phantom.patient import draw_patient
+
+    a, b = draw_patient(3), draw_patient(4)
+    assert a == draw_patient(3)
+    assert a != b
+    assert sum(x != y for x, y in zip(a.as_dict().values(), b.as_dict().values())) >= 15
+    fa, fb = next(sweep(3, 1, 48, 64)), next(sweep(3, 1, 48, 64))
+    assert fa.patient == a
+    assert np.array_equal(fa.image, fb.image)
+    blocks = sample(2, 130, 32, 32)
+    assert blocks[0].patient == blocks[63].patient
+    assert blocks[63].patient != blocks[64].patient
+
+
+def test_patients_stay_within_the_documented_bounds():
+    from edge.core.phantom.patient import BOUNDS, GRAINS, draw_patient
+
+    seen = {name: [] for name in BOUNDS}
+    for seed in range(400):
+        p = draw_patient(seed).as_dict()
+        for name, (lo, hi) in BOUNDS.items():
+            values = p[name] if isinstance(p[name], tuple) else (p[name],)
+            assert all(lo <= v <= hi for v in values), (seed, name, p[name])
+            seen[name] += values
+        assert p["grain"] in GRAINS
+        assert p["dropout_side"] in (-1, 1)
+    for name, (lo, hi) in BOUNDS.items():              # and the draws use the range
+        assert max(seen[name]) - min(seen[name]) > 0.5 * (hi - lo), name
+    assert sum(v == 0 for v in seen["dropout"]) > 100          # dropout and reverberation: some patients
+    assert sum(v > 0 for v in seen["dropout"]) > 60
+
+
+def test_boxes_enclose_the_visible_parts_of_varied_fetuses():
+    """Rasterise each labelled part inside the fan: every pixel of it lies in its box (1.5 px slack)."""
+    import cv2
+
+    from edge.core.phantom.render import _geometry
+    from edge.core.phantom.scene import _visible_parts
+
+    h, w = 97, 168
+    fan = _geometry(h, w)[1]
+    checked = 0
+    for seed in range(10):
+        for f in sample(seed, 8, h, w) + list(sweep(seed, 40, h, w))[::10]:
+            shapes = layout(f.view).shapes
+            seen = _visible_parts(shapes)[0]
+            for sh in shapes:
+                if not (sh.part and sh.closed) or seen[sh.part] < 0.3:     # under 30% in view: no box
+                    continue
+                m = np.zeros((h, w), np.uint8)
+                cv2.fillPoly(m, [np.round(sh.pts * (w / 672.0, h / 389.0)).astype(np.int32)], 1)
+                ys, xs = np.nonzero(m.astype(bool) & fan)
+                if xs.size == 0 or np.ptp(xs) < 3 or np.ptp(ys) < 3:               # too small for a box
+                    continue
+                inside = np.zeros(xs.size, bool)
+                for _, x0, y0, x1, y1 in (bx for bx in f.boxes if bx[0] == sh.part.split(":")[0]):
+                    inside |= (xs >= x0 - 1.5) & (xs + 1 <= x1 + 1.5) & (ys >= y0 - 1.5) & (ys + 1 <= y1 + 1.5)
+                assert inside.mean() >= 0.99, (seed, f.index, sh.part, inside.mean())
+                checked += 1
+    assert checked > 100
+
+
+def test_every_transverse_sweep_holds_a_diagnostic_plane():
+    from edge.core.phantom import sweep_stream
+
+    for seed in range(16):
+        planes = [f.plane for f in sweep(seed, 100, 24, 40)]
+        held = max(len(run) for run in "".join("x" if p != "no plane" else " " for p in planes).split(" "))
+        if sweep_stream(seed)[2] == "h":
+            assert held >= 3, (seed, planes)
+        else:
+            assert held == 0
+    assert [sweep_stream(s)[2] for s in range(16)].count("v") == 3

@@ -116,4 +116,4 @@ def test_evaluate_model_on_a_dataset_with_known_answers():
 
 def test_evaluate_refuses_a_bad_split(tmp_path):
     with pytest.raises(BadInputError, match="--split"):
-        evaluate(tmp_path / "x.pt", tmp_path, split="val")
+        evaluate(tmp_path / "x.pt", tmp_path, split="train")

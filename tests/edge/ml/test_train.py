@@ -177,3 +177,89 @@ def test_cli_balance_is_refused_for_a_detection_task(tmp_path):
     assert r.returncode == 1
     assert "--balance is for single-label tasks" in r.stderr
     assert not (tmp_path / "d.pt").exists()
+
+
+def _striped(seed: int, n: int, noise: float = 0.0):
+    """16x16 frames whose class is the bright stripe's position; `noise` of the labels redrawn at random."""
+    import numpy as np
+
+    from edge.ml.data.records import Sample
+
+    rng, labels = np.random.default_rng(seed), get_task("plane").labels
+    out = []
+    for i in range(n):
+        img = rng.integers(0, 60, (16, 16)).astype(np.uint8)
+        img[:, 4 * (i % 4):4 * (i % 4) + 4] += 150
+        label = labels[rng.integers(4)] if rng.random() < noise else labels[i % 4]
+        out.append(Sample(path=None, group=f"s{seed}", label=label, image=img))
+    return out
+
+
+def test_fit_restores_the_epoch_that_scored_best_on_val():
+    from edge.ml.data.dataset import TaskDataset
+    from edge.ml.training.evaluate import evaluate_model
+
+    torch.manual_seed(0)
+    net = _Tiny()
+    spec, task = net.edge_config.preprocess, get_task("plane")
+    # half the training labels are noise and the rate is far too high: the val figure swings
+    ds, val = TaskDataset(_striped(1, 32, noise=0.5), task, spec), TaskDataset(_striped(2, 16), task, spec)
+    history = fit(net, ds, epochs=6, batch_size=8, lr=1.0, val_set=val, progress=False, balance=False)
+    f1 = [v["macro_f1"] for v in history["val"]]
+    best = history["best_epoch"]
+    assert history["selected_by"] == "macro_f1"
+    assert history["epochs"] == 6
+    assert best < 6, f1
+    assert min(f1[best:]) < f1[best - 1], f1                               # a later epoch was worse
+    assert f1[best - 1] == max(f1) == history["best"]
+    assert evaluate_model(net, val)["macro_f1"] == pytest.approx(max(f1))  # and its weights came back
+    assert not net.training
+
+    torch.manual_seed(0)
+    early = _Tiny()
+    h = fit(early, ds, epochs=6, batch_size=8, lr=1.0, val_set=val, progress=False, balance=False, patience=1)
+    assert h["epochs"] == h["best_epoch"] + 1 < 6                          # stopped one epoch after a best
+    assert h["val"] == history["val"][:h["epochs"]]
+    with pytest.raises(BadInputError, match="patience"):
+        fit(early, ds, epochs=1, progress=False, patience=0)
+
+
+def test_balancing_is_on_by_default_only_for_imbalanced_classes():
+    from edge.ml.data.dataset import TaskDataset
+    from edge.ml.training.batches import wants_balance
+
+    task, spec = get_task("plane"), default_spec((16, 16))
+    even = _striped(3, 16)
+    skewed = even + [s for s in _striped(4, 40) if s.label == "no plane"]     # 14 no plane vs 4 of each
+    assert not wants_balance(TaskDataset(even, task, spec), "single_label")
+    assert wants_balance(TaskDataset(skewed, task, spec), "single_label")
+    assert not wants_balance(TaskDataset(skewed, task, spec), "multi_label")
+    for data, balance, used in ((even, None, False), (skewed, None, True), (skewed, False, False)):
+        h = fit(_Tiny(), TaskDataset(data, task, spec), epochs=1, batch_size=8, progress=False, balance=balance)
+        assert h["balance"] is used
+        assert h["best_epoch"] is None
+        assert h["selected_by"] is None
+
+
+def test_train_records_the_recipe_and_no_balance_overrides(synth_data, tmp_path):
+    from edge.ml.training.train import train
+
+    path, _ = train("plane", "resnet8", synth_data, epochs=2, out=tmp_path / "p.pt", input_size=(32, 32),
+                    batch_size=16, progress=False)
+    recipe = load_model(path)[1]["provenance"]["recipe"]
+    counts = recipe["balance"]["classes"]
+    assert max(counts.values()) > 1.5 * min(counts.values())                # the phantom sweeps are skewed
+    assert recipe["sampling"] == "class-balanced"
+    assert recipe["balance"] == {**recipe["balance"], "asked": "auto", "used": True}
+    assert recipe["augment"]["speckle"] > 0
+    assert recipe["augment"]["flip"] == 0.5
+    assert recipe["selection"]["by"] == "macro_f1"
+    assert recipe["selection"]["epoch"] in (1, 2)
+    assert recipe["scheduler"]["step_size"] == 1                             # the last epoch at lr/10
+    ckpt = tmp_path / "u.pt"
+    proc = run_cli("train", "--task", "plane", "--model", "resnet8", "--data", synth_data, "--epochs", "1",
+                   "--input", "32x32", "--batch-size", "16", "--no-balance", "--out", ckpt)
+    assert proc.returncode == 0, proc.stderr
+    recipe = load_model(ckpt)[1]["provenance"]["recipe"]
+    assert recipe["sampling"] == "uniform"
+    assert recipe["balance"]["asked"] is False

@@ -1,0 +1,143 @@
+"""Issue 12's targets, on what a probe produces: models trained on the README's by-hand path and scored
+on whole sweeps of phantom fetuses that training never saw, with bootstrap CIs over those sweeps.
+
+    python benchmarks/bench_sweeps.py --out benchmarks/results/sweeps.json [--work DIR] [--demo]
+
+Steps (each timed): `data synth` of the training set (seed 0: sweeps 0..15) and of an unseen set
+(seed 1000: sweeps 1000..1007, other fetuses); `train` of plane, orientation and anatomy (ResNet8 at
+64x64) and of Faster R-CNN ResNet10 (128x128, the CPU RPN/ROI sizes of bench_train); `eval --split all`
+of each on the unseen sweeps; `compress` (structured 50% + INT8 QAT) of plane and orientation, each
+variant scored on the same unseen sweeps; with `--demo`, `edgekit demo` and its loop's correctness on
+its phantom sweep. The JSON holds every figure, its CI, the wall times and a pass/fail per target.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_train import CPU_DETECTOR
+
+TRAIN = {"frames": 3200, "streams": 16, "seed": 0}
+UNSEEN = {"frames": 1600, "streams": 8, "seed": 1000}
+SIZE = (130, 224)
+CLASSIFIERS = {"plane": "macro_f1", "orientation": "accuracy", "anatomy": "exact_match"}
+DETECTOR = {"model": "fasterrcnn_resnet10", "input": (128, 128), "epochs": 8, "batch": 8,
+            "kwargs": {"fpn_channels": 64, **CPU_DETECTOR}}
+TARGETS = {  # (task, metric): lowest acceptable figure on unseen sweeps
+    ("plane", "macro_f1"): 0.85, ("plane", "accuracy"): 0.95, ("orientation", "accuracy"): 0.97,
+    ("anatomy", "exact_match"): 0.90, ("detection", "mAP"): 0.50,
+}
+
+
+def _timed(results: dict, name: str, fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    results.setdefault("seconds", {})[name] = round(time.perf_counter() - t0, 1)
+    print(f"[{name}] {results['seconds'][name]} s", file=sys.stderr, flush=True)
+    return out
+
+
+def _figures(m: dict) -> dict:
+    keep = ("accuracy", "macro_f1", "exact_match", "mAP", "mAP50", "mAR", "streams", "ci", "warnings", "per_class")
+    return {k: m[k] for k in keep if k in m}
+
+
+def run(work: Path, epochs: int, with_demo: bool) -> dict:
+    from compress.sweep import SweepSettings, sweep
+    from edge.ml.data.synth import synth
+    from edge.ml.training.evaluate import evaluate
+    from edge.ml.training.train import train
+
+    res: dict = {"train_data": {**TRAIN, "size": list(SIZE)}, "unseen_data": {**UNSEEN, "size": list(SIZE)},
+                 "epochs": epochs, "models": {}, "compressed": {}}
+    train_dir, unseen_dir = work / "train", work / "unseen"
+    _timed(res, "synth-train", synth, train_dir, frames=TRAIN["frames"], seed=TRAIN["seed"], size=SIZE,
+           streams=TRAIN["streams"])
+    _timed(res, "synth-unseen", synth, unseen_dir, frames=UNSEEN["frames"], seed=UNSEEN["seed"], size=SIZE,
+           streams=UNSEEN["streams"])
+    ckpts = {}
+    for task in CLASSIFIERS:
+        ckpts[task], own = _timed(res, f"train-{task}", train, task, "resnet8", train_dir, epochs=epochs,
+                                  out=work / f"{task}.pt", input_size=(64, 64), progress=False)
+        res["models"][task] = {"own_test_split": _figures(own),
+                               "unseen": _figures(_timed(res, f"eval-{task}", evaluate, ckpts[task], unseen_dir,
+                                                         split="all"))}
+    ckpts["detection"], own = _timed(res, "train-detection", train, "detection", DETECTOR["model"], train_dir,
+                                     epochs=DETECTOR["epochs"], out=work / "detection.pt",
+                                     input_size=DETECTOR["input"], batch_size=DETECTOR["batch"], progress=False,
+                                     model_kwargs=DETECTOR["kwargs"])
+    res["models"]["detection"] = {"own_test_split": _figures(own),
+                                  "unseen": _figures(_timed(res, "eval-detection", evaluate, ckpts["detection"],
+                                                            unseen_dir, split="all"))}
+    for task in ("plane", "orientation"):
+        out = work / f"{task}-compressed"
+        report = _timed(res, f"compress-{task}", sweep, ckpts[task], train_dir, out,
+                        SweepSettings(ratios=(0.5,), unpruned_int8=False, progress=False))
+        for variant in report["variants"][1:]:        # the first row is the baseline itself
+            path = variant.get("checkpoint")
+            if not path:
+                continue
+            m = _figures(_timed(res, f"eval-{task}-{variant['name']}", evaluate, out / Path(path).name,
+                                unseen_dir, split="all"))
+            base = res["models"][task]["unseen"]
+            metric = CLASSIFIERS[task]
+            res["compressed"].setdefault(task, {})[variant["name"]] = {
+                **m, "change_points": round(100 * (m[metric] - base[metric]), 2), "metric": metric,
+                "speedup": variant.get("speedup")}
+    if with_demo:
+        from edge.app.demo import demo
+
+        report = _timed(res, "demo", demo, out=work / "demo", force=True)
+        res["demo"] = {k: report[k] for k in ("correctness", "run") if k in report}
+    res["targets"] = _check(res)
+    return res
+
+
+def _check(res: dict) -> list[dict]:
+    rows = []
+    for (task, metric), low in TARGETS.items():
+        got = res["models"][task]["unseen"].get(metric)
+        rows.append({"what": f"{task} {metric} on unseen sweeps", "target": f">= {low}", "got": got,
+                     "passed": got is not None and got >= low})
+    for task, variants in res["compressed"].items():
+        for name, v in variants.items():
+            rows.append({"what": f"{task} {name}: {v['metric']} change on unseen sweeps", "target": ">= -1 point",
+                         "got": v["change_points"], "passed": v["change_points"] >= -1.0})
+    corr = (res.get("demo") or {}).get("correctness", {}).get("plane")
+    if corr:
+        rows.append({"what": "demo loop: plane per-frame accuracy", "target": ">= 0.90",
+                     "got": corr.get("accuracy"), "passed": (corr.get("accuracy") or 0) >= 0.90})
+        ret = corr.get("retrieval") or {}
+        rows.append({"what": "demo loop: plane retrieval recall at precision", "target": "recall >= 0.9 at precision >= 0.8",
+                     "got": [ret.get("recall"), ret.get("precision")],
+                     "passed": (ret.get("recall") or 0) >= 0.9 and (ret.get("precision") or 0) >= 0.8})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/sweeps.json"))
+    ap.add_argument("--work", type=Path, default=None, help="keep the data and checkpoints here")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--demo", action="store_true", help="also run `edgekit demo` and score its loop")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_sweeps_"))
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    res = run(work, args.epochs, args.demo)
+    res["total_seconds"] = round(time.perf_counter() - t0, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    for row in res["targets"]:
+        print(f"{'PASS' if row['passed'] else 'MISS'}  {row['what']}: {row['got']} (target {row['target']})")
+
+
+if __name__ == "__main__":
+    main()
