@@ -1,7 +1,7 @@
 """Issue 12's targets, on what a probe produces: models trained on the README's by-hand path and scored
 on whole sweeps of phantom fetuses that training never saw, with bootstrap CIs over those sweeps.
 
-    python benchmarks/bench_sweeps.py --out benchmarks/results/sweeps.json [--work DIR] [--demo]
+    python benchmarks/bench_sweeps.py --out runs/bench_sweeps.json [--work DIR] [--demo]
 
 Steps (each timed): `data synth` of the training set (seed 0: sweeps 0..15) and of an unseen set
 (seed 1000: sweeps 1000..1007, other fetuses); `train` of plane, orientation and anatomy (ResNet8 at
@@ -28,7 +28,9 @@ TRAIN = {"frames": 3200, "streams": 16, "seed": 0}
 UNSEEN = {"frames": 1600, "streams": 8, "seed": 1000}
 SIZE = (130, 224)
 CLASSIFIERS = {"plane": "macro_f1", "orientation": "accuracy", "anatomy": "exact_match"}
-DETECTOR = {"model": "fasterrcnn_resnet10", "input": (128, 128), "epochs": 8, "batch": 8,
+# The detector trains on its own smaller synth of the same fetuses (seed 0, 16 streams): a Faster R-CNN
+# epoch over 3200 frames takes minutes on 2 cores.
+DETECTOR = {"model": "fasterrcnn_resnet10", "input": (128, 128), "epochs": 6, "batch": 8, "frames": 640,
             "kwargs": {"fpn_channels": 64, **CPU_DETECTOR}}
 TARGETS = {  # (task, metric): lowest acceptable figure on unseen sweeps
     ("plane", "macro_f1"): 0.85, ("plane", "accuracy"): 0.95, ("orientation", "accuracy"): 0.97,
@@ -49,7 +51,7 @@ def _figures(m: dict) -> dict:
     return {k: m[k] for k in keep if k in m}
 
 
-def run(work: Path, epochs: int, with_demo: bool) -> dict:
+def run(work: Path, epochs: int, with_demo: bool, reuse: bool = False) -> dict:
     from compress.sweep import SweepSettings, sweep
     from edge.ml.data.synth import synth
     from edge.ml.training.evaluate import evaluate
@@ -58,24 +60,29 @@ def run(work: Path, epochs: int, with_demo: bool) -> dict:
     res: dict = {"train_data": {**TRAIN, "size": list(SIZE)}, "unseen_data": {**UNSEEN, "size": list(SIZE)},
                  "epochs": epochs, "models": {}, "compressed": {}}
     train_dir, unseen_dir = work / "train", work / "unseen"
-    _timed(res, "synth-train", synth, train_dir, frames=TRAIN["frames"], seed=TRAIN["seed"], size=SIZE,
-           streams=TRAIN["streams"])
-    _timed(res, "synth-unseen", synth, unseen_dir, frames=UNSEEN["frames"], seed=UNSEEN["seed"], size=SIZE,
-           streams=UNSEEN["streams"])
+    if not (reuse and train_dir.exists()):
+        _timed(res, "synth-train", synth, train_dir, frames=TRAIN["frames"], seed=TRAIN["seed"], size=SIZE,
+               streams=TRAIN["streams"])
+    if not (reuse and unseen_dir.exists()):
+        _timed(res, "synth-unseen", synth, unseen_dir, frames=UNSEEN["frames"], seed=UNSEEN["seed"], size=SIZE,
+               streams=UNSEEN["streams"])
+    det_dir = work / "train-detection"
+    if not (reuse and det_dir.exists()):
+        _timed(res, "synth-train-detection", synth, det_dir, frames=DETECTOR["frames"], seed=TRAIN["seed"], size=SIZE,
+               streams=TRAIN["streams"])
     ckpts = {}
-    for task in CLASSIFIERS:
-        ckpts[task], own = _timed(res, f"train-{task}", train, task, "resnet8", train_dir, epochs=epochs,
-                                  out=work / f"{task}.pt", input_size=(64, 64), progress=False)
-        res["models"][task] = {"own_test_split": _figures(own),
-                               "unseen": _figures(_timed(res, f"eval-{task}", evaluate, ckpts[task], unseen_dir,
-                                                         split="all"))}
-    ckpts["detection"], own = _timed(res, "train-detection", train, "detection", DETECTOR["model"], train_dir,
-                                     epochs=DETECTOR["epochs"], out=work / "detection.pt",
-                                     input_size=DETECTOR["input"], batch_size=DETECTOR["batch"], progress=False,
-                                     model_kwargs=DETECTOR["kwargs"])
-    res["models"]["detection"] = {"own_test_split": _figures(own),
-                                  "unseen": _figures(_timed(res, "eval-detection", evaluate, ckpts["detection"],
-                                                            unseen_dir, split="all"))}
+    jobs = {task: dict(model="resnet8", data=train_dir, epochs=epochs, input_size=(64, 64)) for task in CLASSIFIERS}
+    jobs["detection"] = dict(model=DETECTOR["model"], data=det_dir, epochs=DETECTOR["epochs"],
+                             input_size=DETECTOR["input"], batch_size=DETECTOR["batch"],
+                             model_kwargs=DETECTOR["kwargs"])
+    for task, job in jobs.items():
+        ckpts[task] = work / f"{task}.pt"
+        data = job.pop("data")
+        if not (reuse and ckpts[task].exists()):
+            _timed(res, f"train-{task}", train, task, job.pop("model"), data, out=ckpts[task], progress=False, **job)
+        res["models"][task] = {
+            "own_test_split": _figures(evaluate(ckpts[task], data, split="test")),
+            "unseen": _figures(_timed(res, f"eval-{task}", evaluate, ckpts[task], unseen_dir, split="all"))}
     for task in ("plane", "orientation"):
         out = work / f"{task}-compressed"
         report = _timed(res, f"compress-{task}", sweep, ckpts[task], train_dir, out,
@@ -110,28 +117,28 @@ def _check(res: dict) -> list[dict]:
         for name, v in variants.items():
             rows.append({"what": f"{task} {name}: {v['metric']} change on unseen sweeps", "target": ">= -1 point",
                          "got": v["change_points"], "passed": v["change_points"] >= -1.0})
-    corr = (res.get("demo") or {}).get("correctness", {}).get("plane")
-    if corr:
-        rows.append({"what": "demo loop: plane per-frame accuracy", "target": ">= 0.90",
-                     "got": corr.get("accuracy"), "passed": (corr.get("accuracy") or 0) >= 0.90})
-        ret = corr.get("retrieval") or {}
-        rows.append({"what": "demo loop: plane retrieval recall at precision", "target": "recall >= 0.9 at precision >= 0.8",
-                     "got": [ret.get("recall"), ret.get("precision")],
-                     "passed": (ret.get("recall") or 0) >= 0.9 and (ret.get("precision") or 0) >= 0.8})
+    corr = ((res.get("demo") or {}).get("correctness") or {}).get("models", {}).get("plane")
+    if corr:  # the loop's stable (hysteresis) plane state against the phantom's truth of each frame
+        rows.append({"what": "demo loop: plane per-frame accuracy (hysteresis state)", "target": ">= 0.90",
+                     "got": corr.get("state_accuracy"), "passed": (corr.get("state_accuracy") or 0) >= 0.90})
+        recall, precision = corr.get("retrieval_recall"), corr.get("retrieval_precision")
+        rows.append({"what": "demo loop: plane retrieval recall, precision", "target": "recall >= 0.9 at precision >= 0.8",
+                     "got": [recall, precision], "passed": (recall or 0) >= 0.9 and (precision or 0) >= 0.8})
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/sweeps.json"))
+    ap.add_argument("--out", type=Path, default=Path("runs/bench_sweeps.json"))
     ap.add_argument("--work", type=Path, default=None, help="keep the data and checkpoints here")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--demo", action="store_true", help="also run `edgekit demo` and score its loop")
+    ap.add_argument("--reuse", action="store_true", help="keep the data and checkpoints already in --work")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_sweeps_"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    res = run(work, args.epochs, args.demo)
+    res = run(work, args.epochs, args.demo, args.reuse)
     res["total_seconds"] = round(time.perf_counter() - t0, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2, default=str) + "\n")
