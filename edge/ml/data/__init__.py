@@ -92,9 +92,8 @@ def phantom_samples(task_name: str, seed: int = 0, n: int = 256, size: tuple[int
     return label_for_task(samples_from_frames(sample(seed, n, size[0], size[1])), task_name)
 
 
-def split_by_group(samples: list[Sample], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> list[list[Sample]]:
-    """Split into len(fractions) lists by group (stream, patient), close to the requested fractions
-    of frames; groups are shuffled with `seed`, each lands in the split furthest below its target."""
+def _fractions_and_groups(samples: list[Sample], fractions) -> tuple[np.ndarray, dict[str, list[Sample]]]:
+    """The checked split fractions and the samples by group (stream, patient), in first-seen order."""
     fr = np.asarray(fractions, dtype=float)
     if fr.ndim != 1 or len(fr) == 0 or (fr < 0).any() or not np.isclose(fr.sum(), 1.0):
         raise BadInputError(f"split fractions {tuple(fractions)} must be non-negative and sum to 1, "
@@ -102,6 +101,13 @@ def split_by_group(samples: list[Sample], fractions=(0.8, 0.1, 0.1), seed: int =
     groups: dict[str, list[Sample]] = {}
     for s in samples:
         groups.setdefault(s.group, []).append(s)
+    return fr, groups
+
+
+def split_by_group(samples: list[Sample], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> list[list[Sample]]:
+    """Split into len(fractions) lists by group (stream, patient), close to the requested fractions
+    of frames; groups are shuffled with `seed`, each lands in the split furthest below its target."""
+    fr, groups = _fractions_and_groups(samples, fractions)
     if len(groups) < int((fr > 0).sum()):
         raise BadInputError(f"{len(groups)} groups (streams/patients) cannot fill {int((fr > 0).sum())} "
                             f"splits without cutting one; add data or use fewer splits")
@@ -181,13 +187,7 @@ def split_streams(samples: list[Sample], task, fractions=(0.8, 0.1, 0.1), seed: 
     `warnings` say which split misses what.
     """
     task = get_task(task) if isinstance(task, str) else task
-    fr = np.asarray(fractions, dtype=float)
-    if fr.ndim != 1 or len(fr) == 0 or (fr < 0).any() or not np.isclose(fr.sum(), 1.0):
-        raise BadInputError(f"split fractions {tuple(fractions)} must be non-negative and sum to 1, "
-                            f"e.g. (0.8, 0.1, 0.1)")
-    groups: dict[str, list[Sample]] = {}
-    for s in samples:
-        groups.setdefault(s.group, []).append(s)
+    fr, groups = _fractions_and_groups(samples, fractions)
     wanted = [j for j in range(len(fr)) if fr[j] > 0]
     if len(groups) < len(wanted):
         raise BadInputError(f"{len(groups)} groups (streams/patients) cannot fill {len(wanted)} "
