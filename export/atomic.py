@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edge.core.errors import BadInputError, EdgekitError
+from runtime.atomic import current_umask, fsync_path
 from runtime.atomic import write_json_atomic as runtime_write_json_atomic
 
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
@@ -76,26 +77,12 @@ def _is_user_write_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def fsync_tree(root: Path) -> None:
     """fsync every file and directory under `root` (data first, then the names)."""
     for d, _, files in os.walk(root):
         for f in files:
-            _fsync(Path(d) / f)
-        _fsync(Path(d))
+            fsync_path(Path(d) / f)
+        fsync_path(Path(d))
 
 
 def write_json_atomic(path, obj) -> None:
@@ -251,7 +238,7 @@ def staged_dir(out, force: bool = False):
                 raise
             raise write_error(exc, dest) from None
         try:
-            os.chmod(tmp, 0o777 & ~_umask())
+            os.chmod(tmp, 0o777 & ~current_umask())
             yield tmp
             fsync_tree(tmp)
             publish(tmp, dest, force)
@@ -290,4 +277,4 @@ def publish(tmp: Path, out: Path, force: bool = False) -> None:
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
                 raise
             raise _exists_error(out, meanwhile=True) from None
-    _fsync(out.parent)
+    fsync_path(out.parent)

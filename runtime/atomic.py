@@ -19,10 +19,20 @@ import tempfile
 from pathlib import Path
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (reading it means setting it: put back at once)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def fsync_path(path) -> None:
+    """fsync a file or a directory by path (a directory's fsync makes a rename in it durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_bytes_atomic(path, data) -> None:
@@ -31,7 +41,7 @@ def write_bytes_atomic(path, data) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp's 0600 would hide the file from other users; a replaced file keeps its own mode
-        mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o666 & ~_umask()
+        mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o666 & ~current_umask()
         os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(memoryview(data))
@@ -41,11 +51,7 @@ def write_bytes_atomic(path, data) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_path(path.parent)
 
 
 def write_json_atomic(path, obj) -> None:
