@@ -14,7 +14,7 @@ app.add_typer(data_app, name="data")
 
 MAX_SIDE = 2048            # a phantom frame side; FPUS23's own frames are 389x672
 MAX_FRAMES = 100_000       # ~10 GB of PNGs at the default size
-MAX_STREAMS = 16           # edge.ml.data.synth.MAX_STREAMS (not imported: the CLI entry stays light)
+MAX_STREAMS = 256          # edge.ml.data.synth.MAX_STREAMS (not imported: the CLI entry stays light)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -33,7 +33,7 @@ def synth_cmd(
     seed: int = typer.Option(0, "--seed", min=0, max=2**31 - 1, help="First sweep seed; stream k is sweep seed+k."),
     size: str = typer.Option("389x672", "--size", help=f"Frame size HEIGHTxWIDTH (each side 16..{MAX_SIDE})."),
     streams: int = typer.Option(0, "--streams", min=0, max=MAX_STREAMS,
-                                help=f"Number of streams (0: one per ~100 frames, 4..{MAX_STREAMS})."),
+                                help=f"Number of streams, one fetus each (0: one per ~100 frames, 4..{MAX_STREAMS})."),
 ) -> None:
     """Write phantom sweeps in the FPUS23 layout: frames, CVAT annotations and the plane folder."""
     from edge.ml.data.synth import synth

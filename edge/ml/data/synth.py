@@ -28,12 +28,12 @@ _LABELS = [("Orientation", "Pose", "hdvb", "hdvb huvb hdvf huvf"), ("head",), ("
 PLANE_TAG = {"BPD": "Head_plane", "AC": "Abd_plane", "FL": "Femur_plane"}
 PLANE_DIR = {"AC": "AC_PLANE", "BPD": "BPD_PLANE", "FL": "FL_PLANE", "no plane": "NO_PLANE"}
 BOX_NAME = {"arms": "arm"}
-MAX_STREAMS = 16                    # 16 consecutive sweep seeds give distinct stream names
+MAX_STREAMS = 256                   # fetuses; past 16 a stream name repeats and gets a round suffix (_2, _3, ...)
 
 
 def synth(out, frames: int = 2000, seed: int = 0, size: tuple[int, int] = (389, 672),
           streams: int | None = None) -> dict:
-    """Render `frames` frames as `streams` sweeps (default: one per ~100 frames, 4..16, at most one per frame) into OUT."""
+    """Render `frames` frames as `streams` sweeps (default: one per ~100 frames, at least 4, at most one per frame) into OUT."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BadInputError(f"{out} exists and is not empty; choose a new OUT folder or remove it")
@@ -65,7 +65,7 @@ def _write(root: Path, frames: int, seed: int, size, n_streams: int) -> dict:
         (root / "planes" / d).mkdir(parents=True)
     for k, count in enumerate(per):
         sweep_frames = list(sweep(seed + k, count, size[0], size[1]))
-        name = sweep_frames[0].stream
+        name = sweep_frames[0].stream + (f"_{k // 16 + 1}" if k >= 16 else "")   # 16 seeds cycle the names
         (root / name).mkdir()
         for f in sweep_frames:
             png = root / name / f"frame_{f.index:06d}.png"
@@ -79,7 +79,7 @@ def _write(root: Path, frames: int, seed: int, size, n_streams: int) -> dict:
             planes[PLANE_DIR[f.plane]] += 1
         xml = root / "annotations" / name / "annotations.xml"
         xml.parent.mkdir(parents=True)
-        cvat_tree(name, sweep_frames, size, probe=name.rsplit("_", 1)[1]).write(xml, encoding="utf-8",
+        cvat_tree(name, sweep_frames, size, probe=sweep_frames[0].view.probe).write(xml, encoding="utf-8",
                                                                             xml_declaration=True)
         streams[name] = count
     return {"frames": frames, "streams": streams, "planes": planes}

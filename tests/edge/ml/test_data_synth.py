@@ -23,7 +23,7 @@ def test_layout_and_summary(dataset):
     assert len(summary["streams"]) == 4
     for name, count in summary["streams"].items():
         assert name.startswith("stream_")
-        assert name.rsplit("_", 1)[1] in ("h", "v")
+        assert name.split("_")[3] in ("h", "v")
         assert len(list((out / name).glob("frame_*.png"))) == count
         assert (out / "annotations" / name / "annotations.xml").is_file()
     assert sum(summary["planes"].values()) == 40
@@ -102,3 +102,12 @@ def test_cli(tmp_path):
     bad = run_cli("data", "synth", tmp_path / "x", "--size", "tall")
     assert bad.returncode == 1
     assert "--size" in bad.stderr
+
+
+def test_more_than_sixteen_streams_get_distinct_names(tmp_path):
+    """Past 16 sweeps the (pose, path, probe) names repeat; each further fetus gets a round suffix."""
+    summary = synth(tmp_path / "many", frames=18, seed=0, size=(24, 32), streams=18)
+    names = list(summary["streams"])
+    assert len(set(names)) == 18
+    assert names[16] == names[0] + "_2" and names[17] == names[1] + "_2"
+    assert (tmp_path / "many" / "annotations" / names[16] / "annotations.xml").is_file()
