@@ -202,7 +202,7 @@ def test_parity_frames_out_of_range_is_a_usage_error(plane_ckpt, tmp_path, value
     (("--frames", "-5"), "--frames"),
     (("--frames", "100000000"), "--frames"),
     (("--streams", "-1"), "--streams"),
-    (("--streams", "17"), "--streams"),
+    (("--streams", "257"), "--streams"),
     (("--seed", "-1"), "--seed"),
 ])
 def test_synth_numbers_out_of_range_are_usage_errors(tmp_path, args, needle):
