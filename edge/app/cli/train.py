@@ -23,8 +23,8 @@ def train_cmd(
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (x0.1 for the last quarter of the epochs, or after 20)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the initial weights and the shuffling."),
     balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="Single-label tasks: sample "
-                                           "every class about equally often (sweeps show a diagnostic plane in "
-                                           "under a tenth of frames). Default: on when the largest training "
+                                           "each class by the square root of its frame count (sweeps show a "
+                                           "diagnostic plane in under a tenth of frames). Default: on when the largest training "
                                            "class has over 1.5x the frames of the smallest."),
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many epochs without a "
                                            "better validation figure (the best epoch is kept either way)."),

@@ -45,10 +45,10 @@ def make_loader(dataset, kind: str, batch_size: int, *, shuffle: bool, seed: int
     """A DataLoader whose order (and workers' augmentation RNG) follows `seed`.
 
     A lone last sample would make BatchNorm fail in train mode, so it is dropped when shuffling.
-    `balance` (single-label tasks) draws each epoch's samples with replacement, weighted by the
-    inverse frequency of their class, so every class is seen about equally often: a probe sweep
-    crosses a diagnostic plane in under a tenth of its frames, and an unweighted plane model learns
-    to answer "no plane".
+    `balance` (single-label tasks) draws each epoch's samples with replacement, weighted by
+    `count ** -BALANCE_POWER` of their class (`class_balanced_sampler`): a probe sweep crosses a
+    diagnostic plane in under a tenth of its frames, and an unweighted plane model learns to answer
+    "no plane".
     """
     from edge.ml.data.dataset import collate_detection
 
@@ -61,6 +61,11 @@ def make_loader(dataset, kind: str, batch_size: int, *, shuffle: bool, seed: int
 
 
 IMBALANCE = 1.5          # largest / smallest class count above which balancing is on by default
+# Square-root balancing: a class of n frames is drawn in proportion to sqrt(n). Full inverse-frequency
+# (power 1) draws every class equally, so the model's prior says a plane is shown 3 frames in 4 where
+# a sweep shows one in 4 or fewer; on 16 unseen sweeps (bench_sweeps' data, 32 training fetuses) the
+# plane model scored accuracy 0.895 / macro-F1 0.853 with power 1 and 0.943 / 0.912 with power 0.5.
+BALANCE_POWER = 0.5
 
 
 def wants_balance(dataset, kind: str) -> bool:
@@ -73,12 +78,13 @@ def wants_balance(dataset, kind: str) -> bool:
 
 
 def class_balanced_sampler(dataset, kind: str, generator) -> WeightedRandomSampler:
-    """Inverse-class-frequency sampling over a TaskDataset of a single-label task."""
+    """Sampling over a TaskDataset of a single-label task with each frame weighted by its class's
+    count ** -BALANCE_POWER: with 90 "no plane" frames and 10 AC, AC is a quarter of the draws."""
     if kind != SINGLE_LABEL or not hasattr(dataset, "samples"):
         raise BadInputError(f"class balancing needs a single-label task dataset, not {kind}; drop --balance")
     labels = [s.label for s in dataset.samples]          # what TaskDataset trains on
     counts = Counter(labels)
-    weights = torch.tensor([1.0 / counts[lbl] for lbl in labels], dtype=torch.double)
+    weights = torch.tensor([counts[lbl] ** -BALANCE_POWER for lbl in labels], dtype=torch.double)
     return WeightedRandomSampler(weights, num_samples=len(labels), replacement=True, generator=generator)
 
 

@@ -47,7 +47,7 @@ def fit(model, train_set, *, epochs: int, lr: float = 1e-3, batch_size: int = 32
     dropout). `max_steps` stops early (a fine-tuning budget). With `val_set` (whole held-out streams),
     the headline metrics are measured after every epoch and the weights of the epoch with the best
     `SELECT_BY` figure (the later one on a tie) are restored at the end; `patience` stops after that many
-    epochs without a better one. `balance` samples single-label classes about equally often
+    epochs without a better one. `balance` samples single-label classes by the square root of their counts
     (`edge.ml.training.batches.make_loader`); None (the default) balances when the training set's
     largest class has more than 1.5 times the frames of its smallest (`wants_balance`). The model is
     left in eval mode.

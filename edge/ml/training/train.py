@@ -4,7 +4,7 @@ Splits by group (stream, patient), never by frame, so near-identical neighbourin
 cannot sit on both sides: 8:1:1 (train/val/test) for the classifiers and 80/20 for boxes, as FPUS23.
 Training frames are augmented as a scanner varies them (`edge.ml.data.augment`: flip, zoom and
 rotation about the apex, gain/TGC, shadows, speckle); imbalanced single-label classes are sampled
-about equally (unless `balance=False`); the epoch kept is the one with the best validation figure on the
+by the square root of their counts (unless `balance=False`); the epoch kept is the one with the best validation figure on the
 held-out val streams (`edge.ml.training.fit`). The checkpoint records where the data came from, which
 groups went where, the recipe (augmentations, sampling, the epoch kept), the history and the test
 metrics, so `edgekit eval` can find the same test split again.
@@ -80,7 +80,7 @@ def train(task: str, model_name: str, data, *, epochs: int, out, input_size=None
                    "augment": train_set.augment.to_dict() if train_set.augment is not None else None,
                    "sampling": "class-balanced" if history["balance"] else "uniform",
                    "balance": {"asked": "auto" if balance is None else bool(balance),
-                               "used": history["balance"], "classes": _class_counts(train_s, task_obj.kind)},
+                               "used": history["balance"], "power": _balance_power(), "classes": _class_counts(train_s, task_obj.kind)},
                    "selection": {"split": "val", "by": history["selected_by"], "epoch": history["best_epoch"],
                                  "value": history["best"], "patience": patience},
                    "input_size": list(model.edge_config.input_size)},
@@ -88,6 +88,12 @@ def train(task: str, model_name: str, data, *, epochs: int, out, input_size=None
         "elapsed_s": round(time.perf_counter() - t0, 2),
     }
     return save_checkpoint(out, model, provenance=provenance), metrics
+
+
+def _balance_power() -> float:
+    from edge.ml.training.batches import BALANCE_POWER
+
+    return BALANCE_POWER
 
 
 def _class_counts(samples, kind: str) -> dict | None:
