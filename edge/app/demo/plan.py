@@ -22,6 +22,10 @@ class DemoPlan:
 
     frame: tuple[int, int] = (130, 224)          # the scanner's 389x672 aspect, a third of its size
     train_frames: int = 800                      # i.i.d. phantom frames, seed S (all four tasks share them)
+    # ... and probe sweeps of other fetuses (seeds S+100..), so the models learn what a sweep looks like
+    # between planes; the loop's own sweep (seed S+2) is never among them.
+    train_sweeps: int = 16
+    sweep_frames: int = 50                       # frames per training sweep
     test_frames: int = 300                       # seed S+1: held out for every score in the demo
     classifier: str = "resnet8"
     classifier_input: int = 64
@@ -49,7 +53,7 @@ class DemoPlan:
 
 
 FULL = DemoPlan()
-QUICK = DemoPlan(frame=(48, 80), train_frames=48, test_frames=16, classifier_input=32, epochs=1,
+QUICK = DemoPlan(frame=(48, 80), train_frames=48, train_sweeps=4, sweep_frames=6, test_frames=16, classifier_input=32, epochs=1,
                  batch_size=16, detector_input=64, detector_fpn=32, detector_frames=8, detector_test=4,
                  detector_epochs=1, detector_batch=4, compress_frames=16, latency_rounds=2,
                  parity_frames=4, run_frames=12)

@@ -12,18 +12,32 @@ TASKS = ("plane", "orientation", "anatomy", "detection")
 BUNDLES = {"cpu-fp32": ("cpu", "fp32"), "jetson-int8": ("jetson", "int8")}
 
 
+SWEEP_SEED = 100          # training sweeps are seeds S+100.. ; the loop runs on sweep S+2
+
+
 def make_data(plan, seed: int, say) -> dict:
-    """Step 1: i.i.d. phantom frames (balanced planes and orientations), rendered once for all tasks."""
+    """Step 1: phantom frames rendered once for all tasks: i.i.d. frames (balanced planes and
+    orientations) and short probe sweeps of `plan.train_sweeps` other fetuses, interleaved in a seeded
+    order so any first N frames hold both; held out: i.i.d. frames of seed S+1."""
+    import numpy as np
+
     from edge.ml.data.fpus23 import samples_from_frames
-    from edge.core.phantom import sample
+    from edge.core.phantom import sample, sweep
 
     h, w = plan.frame
-    train = samples_from_frames(sample(seed, plan.train_frames, h, w))
+    iid = samples_from_frames(sample(seed, plan.train_frames, h, w))
+    swept = [s for k in range(plan.train_sweeps)
+             for s in samples_from_frames(list(sweep(seed + SWEEP_SEED + k, plan.sweep_frames, h, w)))]
+    swept = [swept[i] for i in np.random.default_rng([seed, SWEEP_SEED]).permutation(len(swept))]
+    train = [s for pair in zip(iid, swept) for s in pair] + iid[len(swept):] + swept[len(iid):]
     test = samples_from_frames(sample(seed + 1, plan.test_frames, h, w))
-    summary = {"frame": [h, w], "train_frames": len(train), "test_frames": len(test),
-               "train_seed": seed, "test_seed": seed + 1, "source": "edge.core.phantom.sample (in memory)"}
-    say(f"1/5 data: {len(train)} training frames (seed {seed}) and {len(test)} held-out frames "
-        f"(seed {seed + 1}) of the phantom at {h}x{w}")
+    summary = {"frame": [h, w], "train_frames": len(train), "iid_frames": len(iid), "sweep_frames": len(swept),
+               "train_sweeps": plan.train_sweeps, "sweep_seeds": [seed + SWEEP_SEED, seed + SWEEP_SEED + plan.train_sweeps - 1],
+               "test_frames": len(test), "train_seed": seed, "test_seed": seed + 1,
+               "source": "edge.core.phantom.sample and .sweep (in memory)"}
+    say(f"1/5 data: {len(iid)} i.i.d. training frames (seed {seed}) and {len(swept)} frames of "
+        f"{plan.train_sweeps} sweeps of other fetuses (seeds {seed + SWEEP_SEED}..), {len(test)} held-out "
+        f"frames (seed {seed + 1}) of the phantom at {h}x{w}")
     return {"train": train, "test": test, "summary": summary}
 
 
@@ -46,7 +60,8 @@ def _recipe(plan, task_name: str) -> dict:
         return {"model": plan.detector, "input": plan.detector_input, "frames": plan.detector_frames,
                 "test": plan.detector_test, "epochs": plan.detector_epochs, "batch": plan.detector_batch,
                 "kwargs": {"fpn_channels": plan.detector_fpn, **DETECTOR_KWARGS}}
-    return {"model": plan.classifier, "input": plan.classifier_input, "frames": plan.train_frames,
+    return {"model": plan.classifier, "input": plan.classifier_input,
+            "frames": plan.train_frames + plan.train_sweeps * plan.sweep_frames,
             "test": plan.test_frames, "epochs": plan.epochs, "batch": plan.batch_size, "kwargs": {}}
 
 

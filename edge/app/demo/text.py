@@ -9,8 +9,11 @@ def _f(x, spec: str = ".3f") -> str:
 def render(report: dict) -> str:
     d = report["data"]
     lines = ["# edgekit demo", "",
-             f"Phantom frames {d['frame'][0]}x{d['frame'][1]}: {d['train_frames']} for training (seed "
-             f"{d['train_seed']}), {d['test_frames']} held out (seed {d['test_seed']}) for every score below."
+             f"Phantom frames {d['frame'][0]}x{d['frame'][1]}: {d['train_frames']} for training ("
+             + (f"{d['iid_frames']} i.i.d. of seed {d['train_seed']}, {d['sweep_frames']} from {d['train_sweeps']} "
+                f"sweeps of other fetuses" if "iid_frames" in d else f"seed {d['train_seed']}")
+             + f"), {d['test_frames']} i.i.d. frames held out (seed {d['test_seed']}) for the scores of 1-2; "
+             f"the loop in 5 runs on a sweep of a fetus no model saw."
              + (" Quick run: the figures only show that the chain works." if report.get("quick") else ""), ""]
     lines += _trained(report["train"]) + _compressed(report) + _bundles(report["bundles"]) + _run(report)
     s = report["seconds"]
