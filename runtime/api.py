@@ -95,20 +95,28 @@ def _first_frame(make_source):
 
 
 class _Collect:
-    """An output that feeds every result into one RunStats across several loop runs."""
+    """An output that keeps a loop block's results, to be added to the bench's one RunStats once the
+    block is done (when the loop has set each result's `outputs_ms`)."""
 
-    def __init__(self, stats: RunStats):
-        self.stats = stats
+    def __init__(self):
+        self.results: list = []
 
     def write(self, result, frame) -> None:
-        self.stats.add(result)
+        self.results.append(result)
+
+    def drain_into(self, stats: RunStats) -> None:
+        for result in self.results:
+            stats.add(result)
+        self.results.clear()
 
 
 def bench_backend(bundle, backend: str, frames: int, source, rounds: int = 4, log=_stderr) -> dict:
     """One backend: bare inference and the real loop on `source` (a spec, or a function returning a
     fresh Source), in alternating blocks so drifting machine load hits both alike; the ratio of their
-    medians is what the loop adds to inference. A stop signal during a loop block ends the rounds
-    there; the entry then says so under "signal"."""
+    medians is what the loop adds to inference. `loop.breakdown_ms` says where each frame's time went
+    (`runtime.stats`: capture, queued, hand-off, preprocess, infer, postprocess, pipeline, outputs,
+    and `fixed`, the loop's own cost beyond preprocessing and inference). A stop signal during a loop
+    block ends the rounds there; the entry then says so under "signal"."""
     make_source = (lambda: open_source(source)) if isinstance(source, str) else source
     per_round = max(1, frames // rounds)
     stats, bare = RunStats(), {}
@@ -119,7 +127,9 @@ def bench_backend(bundle, backend: str, frames: int, source, rounds: int = 4, lo
         for _ in range(rounds):
             for k, v in bare_inference_times(pipe, image, per_round).items():
                 bare.setdefault(k, []).extend(v)
-            summary = run_loop(pipe, make_source(), [_Collect(stats)], frames=per_round, log=log)
+            sink = _Collect()
+            summary = run_loop(pipe, make_source(), [sink], frames=per_round, log=log)
+            sink.drain_into(stats)
             counts = {k: counts[k] + summary[k] for k in counts}
             seconds += summary["seconds"]
             stopped_by = summary.get("signal")
@@ -131,7 +141,10 @@ def bench_backend(bundle, backend: str, frames: int, source, rounds: int = 4, lo
                  "rounds": rounds}
     bare_frame = percentiles(bare.pop("frame"))
     entry.update(bare_infer_ms={k: percentiles(v) for k, v in bare.items()},
-                 bare_infer_sum_p50_ms=bare_frame.get("p50", 0.0), bare_frame_ms=bare_frame, loop=loop)
+                 bare_infer_sum_p50_ms=bare_frame.get("p50", 0.0), bare_frame_ms=bare_frame, loop=loop,
+                 frame_shape=list(image.shape))
+    if bare_frame.get("p50"):
+        entry["bare_infer_fps"] = round(1e3 / bare_frame["p50"], 1)   # if frames cost only their inference
     if loop["latency_ms"] and entry["bare_infer_sum_p50_ms"] > 0:
         entry["e2e_over_bare_p50"] = round(loop["latency_ms"]["p50"] / entry["bare_infer_sum_p50_ms"], 3)
     if stopped_by:

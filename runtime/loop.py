@@ -21,6 +21,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 
 from runtime.sources import Frame, Source
 from runtime.stats import RunStats
@@ -195,6 +196,7 @@ def run_loop(pipeline, source: Source, outputs=(), frames: int | None = None, ba
         sys.setswitchinterval(GIL_SWITCH)  # a new frame must not wait out the capture thread's 5 ms GIL slice
         capture.start()
         try:
+            ready = time.monotonic()        # since when inference has been free for the next frame
             while (frames is None or stats.frames < frames) and stop.signum is None:
                 frame = mailbox.take(timeout=0.1)
                 if frame is None:
@@ -202,9 +204,14 @@ def run_loop(pipeline, source: Source, outputs=(), frames: int | None = None, ba
                         break
                     continue
                 result = pipeline.process(frame)
-                stats.add(result)
+                result.queued_ms = max(0.0, (ready - frame.t) * 1e3)   # captured while the last was in hand
+                written = time.perf_counter()
                 stop_now = False in [out.write(result, frame) for out in outputs]  # every output sees the frame
-                _write_events(outputs, result.events)
+                if result.events:
+                    _write_events(outputs, result.events)
+                result.outputs_ms = (time.perf_counter() - written) * 1e3
+                stats.add(result)
+                ready = time.monotonic()
                 if stop_now:
                     break
         except KeyboardInterrupt:

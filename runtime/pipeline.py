@@ -1,8 +1,9 @@
 """The multi-model pipeline: one frame in, one `Result` out with every bundled model's answer.
 
 Each model gets the manifest's own preprocessing (`edge.core.preprocess.preprocess`, the implementation
-training used), batch-1 inference on the chosen backend and postprocessing by kind, and every stage
-is timed so the summary can say where the milliseconds go::
+training used: the uint8 frame resized as it is, grey and normalisation on the small image; models
+with identical specs share one input per frame), batch-1 inference on the chosen backend and
+postprocessing by kind, and every stage is timed so the summary can say where the milliseconds go::
 
     >>> with Pipeline(load_bundle("bundle"), backend="auto") as pipe:      # doctest: +SKIP
     ...     result = pipe.process(frame)
@@ -38,6 +39,10 @@ class Result:
     outputs: dict[str, ModelOutput] = field(default_factory=dict)
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)   # crossings that ended at this frame (runtime.temporal)
+    capture_ms: float = 0.0       # reading the frame from its source (capture thread; `Frame.capture_ms`)
+    queued_ms: float = 0.0        # of `wait_ms`, the part inference was still busy with the frame before
+    outputs_ms: float = 0.0       # writing it to the outputs, after `done`
+    # (queued_ms and outputs_ms are set by `runtime.loop.run_loop`)
 
     @property
     def latency_ms(self) -> float:
@@ -75,10 +80,18 @@ class ModelRunner:
         self.threshold = float(entry.postprocess.get("threshold", 0.5))
         self.cam_threshold = float(entry.postprocess.get("cam_threshold", 0.5))
         self._ema: np.ndarray | None = None
-        self._probs: np.ndarray | None = None
         settings = settings_for(entry, hysteresis)
         self.tracker = None if settings is None else Hysteresis(entry.labels, model=entry.name, **settings)
         self._spec_key = json.dumps(entry.preprocess, sort_keys=True)
+        self._dtype = np.dtype(self.input.dtype)
+        channels = self.input.shape[1] if len(self.input.shape) == 4 else None
+        self._channels = channels if isinstance(channels, int) else None
+        # what the hot path reads from the manifest, looked up once
+        self._logits, self._cam = entry.output("logits"), entry.output("cam")
+        self._boxes = entry.output("boxes") if entry.kind == DETECTION else None
+        self._scores, self._labels = entry.output("scores"), entry.output("labels")
+        self._activation = entry.postprocess.get("activation")
+        self._geometry: tuple[tuple, Geometry] | None = None   # (frame shape, its mapping): sources keep theirs
 
     def _smoothed(self, probs: np.ndarray) -> np.ndarray:
         """Exponential moving average: weight `smooth` on the past, so labels don't flicker."""
@@ -96,38 +109,46 @@ class ModelRunner:
 
     def feed(self, image: np.ndarray, cache: dict | None = None) -> dict[str, np.ndarray]:
         """The model's input for `image`; models with the same preprocess spec share one `cache` entry."""
-        key = self._spec_key
-        if cache is None or key not in cache:
+        x = None if cache is None else cache.get(self._spec_key)
+        if x is None:
             try:
                 x = preprocess(image, self.entry.preprocess)[None]
             except BadInputError as exc:  # a ROI off this source's frames: say which model's
                 raise BadInputError(f"model {self.entry.name!r}: {exc}") from None
-            channels = self.input.shape[1] if len(self.input.shape) == 4 else None
-            if isinstance(channels, int) and x.shape[1] != channels:  # a grey source into a colour model
-                raise BadInputError(f"model {self.entry.name!r} takes {channels}-channel frames but this source "
-                                    f"gives {x.shape[1]}-channel ones (frame {list(image.shape)}); use a "
-                                    f"{'colour' if channels == 3 else 'grey'} source")
             if cache is not None:
-                cache[key] = x
-        else:
-            x = cache[key]
-        return {self.input.name: x.astype(self.input.dtype, copy=False)}
+                cache[self._spec_key] = x
+        if self._channels is not None and x.shape[1] != self._channels:  # a grey source into a colour model
+            raise BadInputError(f"model {self.entry.name!r} takes {self._channels}-channel frames but this source "
+                                f"gives {x.shape[1]}-channel ones (frame {list(image.shape)}); use a "
+                                f"{'colour' if self._channels == 3 else 'grey'} source")
+        return {self.input.name: x if x.dtype == self._dtype else x.astype(self._dtype)}
+
+    def geometry(self, image_shape) -> Geometry:
+        """`Geometry.of` this frame shape, kept while the source's frames keep their shape."""
+        shape = tuple(image_shape[:2])
+        if self._geometry is None or self._geometry[0] != shape:
+            self._geometry = (shape, Geometry.of(shape, self.entry.preprocess))
+        return self._geometry[1]
 
     def postprocess(self, image_shape, outputs: dict) -> ModelOutput:
+        """The model's answer in frame pixels (see `answer`, which also returns its confidences)."""
+        return self.answer(image_shape, outputs)[0]
+
+    def answer(self, image_shape, outputs: dict) -> tuple[ModelOutput, np.ndarray | None]:
+        """(the answer, the smoothed class confidences or None: a detector that found boxes has none)."""
         e = self.entry
         out = ModelOutput(e.name, e.kind)
-        self._probs = None
-        geometry = Geometry.of(image_shape, e.preprocess)
-        logits, cam = e.output("logits"), e.output("cam")
-        if e.kind == DETECTION and e.output("boxes") is not None:
-            out.boxes = detections(outputs[e.output("boxes").name], outputs[e.output("scores").name],
-                                   outputs[e.output("labels").name], e.labels, geometry, self.threshold)
+        probs = None
+        geometry = self.geometry(image_shape)
+        logits, cam = self._logits, self._cam
+        if self._boxes is not None:
+            out.boxes = detections(outputs[self._boxes.name], outputs[self._scores.name],
+                                   outputs[self._labels.name], e.labels, geometry, self.threshold)
             if out.boxes:
                 out.label, out.confidence = out.boxes[0]["label"], out.boxes[0]["score"]
         if logits is not None or cam is not None:
             scores = class_scores(outputs, logits and logits.name, cam and cam.name)
-            probs = self._smoothed(activate(scores, e.kind, e.postprocess.get("activation")))
-            self._probs = probs
+            probs = self._smoothed(activate(scores, e.kind, self._activation))
             if e.kind != DETECTION or not out.boxes:
                 fill_classification(out, probs, e.labels, self.threshold)
             if cam is not None:
@@ -135,19 +156,18 @@ class ModelRunner:
                 out.heatmap, out.cam_box = localise(outputs[cam.name], top, geometry, self.input_hw,
                                                     self.cam_threshold)
                 out.heatmap_region = geometry.region
-        return out
+        return out, probs
 
-    def track(self, out: ModelOutput, frame: Frame | None) -> None:
-        """Feed this frame's confidences to the hysteresis tracker: its state goes into `out`, and
-        the events of a crossing that ended here into `out.events`."""
+    def track(self, out: ModelOutput, frame: Frame | None, probs: np.ndarray | None) -> None:
+        """Feed this frame's confidences (`answer`'s) to the hysteresis tracker: its state goes into
+        `out`, and the events of a crossing that ended here into `out.events`."""
         if self.tracker is None or frame is None:
             return
         out.tracked = True
-        if self._probs is None:            # a detector that found boxes: no class confidences this frame
+        if probs is None:                  # a detector that found boxes: no class confidences this frame
             out.state = self.tracker.state
             return
-        out.state, out.state_confidence, out.events = self.tracker.update(self._probs, frame.index, frame.t,
-                                                                          frame.info)
+        out.state, out.state_confidence, out.events = self.tracker.update(probs, frame.index, frame.t, frame.info)
 
     def finish(self) -> list[dict]:
         """The events still open at the end of a run (see `Hysteresis.finish`)."""
@@ -160,8 +180,8 @@ class ModelRunner:
         t1 = time.perf_counter()
         outputs = self.backend.infer(feed, check=False)
         t2 = time.perf_counter()
-        out = self.postprocess(image.shape, outputs)
-        self.track(out, frame)
+        out, probs = self.answer(image.shape, outputs)
+        self.track(out, frame, probs)
         t3 = time.perf_counter()
         timings[self.entry.name] = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3,
                                     "postprocess": (t3 - t2) * 1e3}
@@ -201,10 +221,11 @@ class Pipeline:
         self.deactivate()
 
     def process(self, frame: Frame) -> Result:
-        result = Result(frame.index, frame.t, time.monotonic())
-        cache: dict = {}  # one preprocessing per distinct spec per frame (FPUS23 models share theirs)
+        result = Result(frame.index, frame.t, time.monotonic(), capture_ms=getattr(frame, "capture_ms", 0.0))
+        cache: dict = {}  # this frame's shared preprocessing (FPUS23 models share their spec)
+        image = frame.image
         for runner in self.runners:
-            out = runner(frame.image, result.timings, cache, frame)
+            out = runner(image, result.timings, cache, frame)
             result.outputs[runner.entry.name] = out
             result.events.extend(out.events)
         result.done = time.monotonic()

@@ -6,7 +6,12 @@ class stamps each image with a monotonic timestamp and a running index that surv
 the loop can reconnect a source without the frame numbers going back, and with `info`, what names
 the image in its source (`_frame_info()`: the file of a folder, the frame number and timestamp of a
 video, the device of a probe, the seed and index of the phantom), which each JSONL row carries as
-its `frame` object.
+its `frame` object, and with `capture_ms`, what reading it cost (the time in `_read_impl` less any
+time its `_pacer` slept).
+
+Paced sources wait *before* they make the next frame (the pacer's sleep first, then decode or
+render, then the timestamp), as a capture card's read blocks until a frame arrives: the capture
+thread then sleeps, not computes, while inference works on the frame it just handed over.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ class Frame:
     t: float
     index: int
     info: dict = field(default_factory=dict)
+    capture_ms: float = 0.0       # reading it (decode, render, colour conversion), pacing excluded
 
 
 class Source:
@@ -67,10 +73,17 @@ class Source:
 
     def read(self) -> Frame | None:
         """The next frame, or None at the end of the stream (or, for a live source, on a failed grab)."""
+        pacer = getattr(self, "_pacer", None)
+        slept_before = pacer.slept if isinstance(pacer, Pacer) else None
+        start = time.monotonic()
         image = self._read_impl()
         if image is None:
             return None
-        frame = Frame(image, time.monotonic(), self._index, {"source": self.kind, **self._frame_info()})
+        t = time.monotonic()
+        paced = slept_before is not None and getattr(self, "_pacer", None) is pacer
+        slept = pacer.slept - slept_before if paced else 0.0
+        frame = Frame(image, t, self._index, {"source": self.kind, **self._frame_info()},
+                      max(0.0, (t - start - slept) * 1e3))
         self._index += 1
         return frame
 
@@ -120,11 +133,13 @@ class Pacer:
     """Sleeps so calls to `wait()` come `1/fps` apart; no sleeping when fps is None or 0.
 
     After a stall it does not burst to catch up: a real probe does not send the frames it missed.
+    `slept` adds up the seconds it slept (what `Source.read` leaves out of `capture_ms`).
     """
 
     def __init__(self, fps: float | None):
         self.period = 1.0 / fps if fps else 0.0
         self._next: float | None = None
+        self.slept = 0.0
 
     def wait(self) -> None:
         if not self.period:
@@ -132,6 +147,8 @@ class Pacer:
         now = time.monotonic()
         if self._next is not None and self._next > now:
             time.sleep(self._next - now)
+            woke = time.monotonic()
+            self.slept += woke - now
             now = self._next
         self._next = now + self.period
 

@@ -69,13 +69,13 @@ class FolderSource(Source):
         return self.files[self._pos - 1]
 
     def _read_impl(self) -> np.ndarray | None:
+        self._pacer.wait()                # first: the capture thread sleeps while inference works
         for _ in range(len(self.files)):  # skip unreadable files, but never spin forever
             path = self._next_path()
             if path is None:
                 return None
             image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if image is not None:
-                self._pacer.wait()
                 self._last = path
                 return to_rgb(crop(image, self.roi))
             self.skipped += 1

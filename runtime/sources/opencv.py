@@ -128,13 +128,13 @@ class VideoSource(Source):
         self._cap, self._pacer = cap, Pacer(fps if self.realtime else None)
 
     def _read_impl(self) -> np.ndarray | None:
+        self._pacer.wait()                # first, as a probe's frame arrives: then decode, convert, stamp
         ok, image = self._cap.read()
         if not ok and self.loop:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, image = self._cap.read()
         if not ok or image is None:
             return None
-        self._pacer.wait()
         return to_rgb(crop(image, self.roi))
 
     def _frame_info(self) -> dict:

@@ -68,10 +68,10 @@ class PhantomSource(Source):
         self._pacer = Pacer(self.fps if self.realtime else None)
 
     def _read_impl(self) -> np.ndarray | None:
+        self._pacer.wait()                # first: the capture thread sleeps while inference works
         f = next(self._sweep, None)
         if f is None:
             return None
-        self._pacer.wait()
         self._last_index = f.index
         self._last_truth = frame_truth(f) if self.truth else None
         return f.image

@@ -70,7 +70,11 @@ def test_bench_side_by_side(bundle_dir, tmp_path, capsys):
     assert ort["bare_infer_sum_p50_ms"] > 0
     if "error" in report["backends"]["tensorrt"]:
         assert "tensorrt" in report["backends"]["tensorrt"]["error"]
-    assert "onnxruntime -> onnxruntime" in capsys.readouterr().out
+    assert set(ort["loop"]["breakdown_ms"]) >= {"capture", "handoff", "preprocess", "infer", "postprocess", "outputs",
+                                                "fixed"}
+    printed = capsys.readouterr().out
+    assert "onnxruntime -> onnxruntime" in printed
+    assert "per frame p50/p95 ms: capture" in printed
 
 
 def test_record_is_opt_in_and_replays(plane_bundle, tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from runtime.loop import LatestFrame, run_loop
 from runtime.outputs import Collect
 from runtime.pipeline import Pipeline
 from runtime.sources import Frame, Pacer, Source, open_source
-from runtime.stats import process_memory
+from runtime.stats import BREAKDOWN, process_memory
 
 
 class TimedSource(Source):
@@ -140,6 +140,44 @@ def test_finite_source_ends_the_loop(plane_bundle):
     assert set(summary["latency_ms"]) >= {"p50", "p95", "p99"}
     assert summary["memory"]["rss_mb"] > 0
     assert set(summary["models_ms"]["plane"]) == {"preprocess", "infer", "postprocess", "total"}
+    assert set(summary["breakdown_ms"]) == set(BREAKDOWN)
+
+
+class FakeClock:
+    """`time` for runtime.sources.base: sleeping and working only move the clock on."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_capture_time_leaves_out_the_pacing(monkeypatch):
+    """A paced source waits first, then makes the frame and stamps it; `capture_ms` is the making."""
+    import runtime.sources.base as base
+
+    clock = FakeClock()
+    monkeypatch.setattr(base, "time", clock)
+
+    class Working(Source):
+        kind, forms, example = "working", "(test)", "(test)"
+
+        def _open_impl(self):
+            self._pacer = Pacer(10.0)                  # 100 ms apart
+
+        def _read_impl(self):
+            self._pacer.wait()
+            clock.now += 0.003                         # 3 ms of decoding
+            return np.zeros((2, 2), np.uint8)
+
+    with Working() as src:
+        frames = [src.read() for _ in range(4)]
+    assert [round(f.capture_ms, 6) for f in frames] == [3.0] * 4
+    assert [round(b.t - a.t, 6) for a, b in zip(frames, frames[1:])] == [0.1] * 3   # stamped after the making
 
 
 def test_unpaced_folder_answers_every_image_even_with_slow_inference(plane_bundle, tmp_path):

@@ -76,14 +76,23 @@ def bench_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="F",
                                        help="write the JSON report to F (its folder must exist; written "
                                             "whole or not at all)"),
-    source: str = typer.Option("phantom", "--source", "-s", help="frame source, as for `edgekit run`"),
+    source: str = typer.Option("phantom", "--source", "-s",
+                               help="frame source, as for `edgekit run`: a video file at any resolution "
+                                    "(scan.mp4, ?realtime=0 unpaced), phantom?width=1920&height=1080, ..."),
 ) -> None:
     """Run the same pipeline for N frames per backend, side by side; print and write JSON.
+
+    Per backend, one line with the loop's FPS, end-to-end latency and bare inference, and one with
+    where each frame's time went, p50/p95 in ms: capture (the source's read, on its own thread),
+    queued (waiting for the frame before to finish), hand-off (the rest of capture to inference),
+    preprocess, infer, postprocess, pipeline, outputs, and fixed (hand-off + postprocess + pipeline +
+    outputs: the loop's cost beyond preprocessing and inference).
 
     Ctrl-C, SIGTERM and SIGHUP end it after the backend in progress, with the report so far written;
     the exit status is then 128 + the signal's number (130, 143, 129)."""
     import runtime
     from runtime.outputs import strict_json
+    from runtime.stats import format_breakdown
 
     names = [n.strip() for n in backends.split(",") if n.strip()]
     report = runtime.bench(bundle, backends=names, frames=frames, out=out, source=source)
@@ -92,9 +101,13 @@ def bench_command(
             typer.echo(f"{name}: not run: {entry['error']}")
             continue
         loop = entry["loop"]
-        typer.echo(f"{name} -> {entry['backend']}: {loop['fps']:.1f} FPS, end-to-end p50 "
+        shape = "x".join(str(v) for v in entry.get("frame_shape", [])[1::-1])
+        typer.echo(f"{name} -> {entry['backend']}: {loop['fps']:.1f} FPS on {shape} frames, end-to-end p50 "
                    f"{loop['latency_ms'].get('p50', float('nan')):.2f} ms, bare inference p50 sum "
-                   f"{entry['bare_infer_sum_p50_ms']:.2f} ms, ratio {entry.get('e2e_over_bare_p50', float('nan')):.2f}")
+                   f"{entry['bare_infer_sum_p50_ms']:.2f} ms ({entry.get('bare_infer_fps', float('nan')):.1f} FPS), "
+                   f"ratio {entry.get('e2e_over_bare_p50', float('nan')):.2f}")
+        if loop.get("breakdown_ms"):
+            typer.echo(f"  per frame {format_breakdown(loop['breakdown_ms'])}")
     if out is None:
         typer.echo(strict_json(report, indent=2))
     _exit_for_signal(report.get("signal"))
