@@ -2,9 +2,13 @@
 
 The FPUS23 paper prunes "the smallest 30/50/70% of weights". edgekit reads that as a fraction of the
 *prunable weights*: the weight tensors of the convolutions and linear layers inside the pruning
-scope. The scope is the whole classifier, or only the backbone body of a torchvision detector (its
-RPN, ROI heads and FPN stay dense, as in Torch-Pruning's Faster R-CNN example). Every method is
-measured the same way, so a structured 50% and an unstructured 50% remove the same number of weights::
+scope. The scope is the whole model, a classifier or a torchvision Faster R-CNN alike: a detector's
+backbone body, FPN, RPN head and ROI box head are all in it (they are where its time goes: at 128x128
+the ROI box head alone is over half the MACs). What must keep its size is the model's interface,
+`kept_outputs`: a classifier's class outputs; a detector's RPN per-anchor outputs (objectness and box
+deltas) and its ROI predictor's class scores and box regression. Their *inputs* still shrink with the
+layers feeding them. Every method is measured the same way, so a structured 50% and an unstructured
+50% remove the same number of weights::
 
     >>> scope = pruning_scope(model)                        # doctest: +SKIP
     >>> before = count_weights(scope)
@@ -23,20 +27,33 @@ PRUNABLE = (nn.Conv2d, nn.Linear)
 
 
 def pruning_scope(model: nn.Module) -> nn.Module:
-    """The sub-module whose weights are pruned: a detector's `backbone.body`, else the model itself."""
-    if is_detector(model):
-        return model.backbone.body
+    """The module whose weights are pruned: the whole model (a detector's heads included)."""
     return model
 
 
 def scope_name(model: nn.Module) -> str:
-    return "backbone.body" if is_detector(model) else "model"
+    return "model"
 
 
 def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     """{qualified name: conv/linear layer} inside the pruning scope, named as in the model's state_dict."""
-    prefix = "backbone.body." if is_detector(model) else ""
-    return {prefix + n: m for n, m in pruning_scope(model).named_modules() if isinstance(m, PRUNABLE)}
+    return {n: m for n, m in pruning_scope(model).named_modules() if isinstance(m, PRUNABLE)}
+
+
+def kept_outputs(model: nn.Module) -> list[nn.Module]:
+    """Layers whose outputs are the model's interface and keep their size (their inputs may shrink).
+
+    A classifier: every layer with the task's class count as outputs, and the last layer. A torchvision
+    Faster R-CNN: the RPN head's per-anchor objectness and box-delta convs, and the ROI box predictor
+    (class scores, per-class box regression).
+    """
+    if is_detector(model):
+        return [model.rpn.head.cls_logits, model.rpn.head.bbox_pred,
+                *(m for m in model.roi_heads.box_predictor.modules() if isinstance(m, PRUNABLE))]
+    layers = [m for m in model.modules() if isinstance(m, PRUNABLE)]
+    n_out = model.edge_config.task.num_classes
+    keep = [m for m in layers if getattr(m, "out_channels", getattr(m, "out_features", None)) == n_out]
+    return list({id(m): m for m in [*keep, layers[-1]]}.values())
 
 
 def _dense_weight(layer: nn.Module) -> torch.Tensor:

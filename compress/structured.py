@@ -3,8 +3,11 @@
 Three separate, swappable ideas, as in Torch-Pruning itself:
 
 - *what must go together*: `tp.DependencyGraph` (built by the pruner) couples every layer that shares
-  a channel, so a residual add's inputs lose the same channels and a detector's FPN inner blocks lose
-  the input channels its backbone body stopped producing;
+  a channel, so a residual add's inputs lose the same channels; in a detector (traced along its dense
+  path, `detector_forward`) the FPN's inner blocks follow the body, its top-down adds tie the inner
+  blocks of every level into one group, and the RPN head's conv, shared by every level, with the ROI
+  box head's fc6 (whose inputs are RoIAlign's C x 7 x 7, flattened) tie every level's FPN output into
+  one group: all levels keep one channel count, as RPN and ROI pooling need;
 - *which channels*: an importance from `IMPORTANCES` (`l1`/`l2` weight magnitude, the paper's
   "smallest weights");
 - *how much*: the paper asks for a fraction of *weights*; Torch-Pruning's `pruning_ratio` is a
@@ -12,8 +15,10 @@ Three separate, swappable ideas, as in Torch-Pruning itself:
   bracket of channel ratios (false position + bisection), measuring the weight fraction each trial
   actually removes, and keeps the closest.
 
-The final classifier keeps its outputs, and a detector prunes only its backbone body (RPN, ROI heads
-and FPN outputs stay as they are, like Torch-Pruning's Faster R-CNN example)::
+What keeps its size is `compress.layers.kept_outputs`: the classifier's class outputs; a detector's
+RPN per-anchor outputs and its ROI predictor. A detector prunes everything else: body, FPN (inner and
+output widths), the RPN head conv, the box head's fc6/fc7 hidden width (Torch-Pruning's own Faster
+R-CNN example leaves FPN and ROI heads dense; they are over half of this detector's time)::
 
     >>> pruned, info = prune_structured(model, 0.5)               # doctest: +SKIP
     >>> round(info["achieved"], 2), info["channel_ratio"]         # doctest: +SKIP
@@ -26,7 +31,7 @@ import copy
 import torch
 from torch import nn
 
-from compress.layers import PRUNABLE, check_ratio, count_weights, removed_fraction, scope_name
+from compress.layers import check_ratio, count_weights, kept_outputs, removed_fraction, scope_name
 from edge.core.errors import UnsupportedError
 from edge.ml.inputs import example_input, is_detector
 
@@ -41,15 +46,31 @@ def make_importance(name: str):
     return tp.importance.MagnitudeImportance(p=IMPORTANCES[name])
 
 
-def _graph_root(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
-    """(module the dependency graph is traced on, layers whose outputs must not shrink)."""
-    if is_detector(model):
-        # body + FPN traced together so the FPN's inputs follow the body; FPN outputs stay fixed
-        return model.backbone, [model.backbone.fpn]
-    layers = [m for m in model.modules() if isinstance(m, PRUNABLE)]
-    n_out = model.edge_config.task.num_classes
-    keep = [m for m in layers if getattr(m, "out_channels", getattr(m, "out_features", None)) == n_out]
-    return model, list({id(m): m for m in [*keep, layers[-1]]}.values())
+def detector_forward(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The dense path of a torchvision Faster R-CNN, for tracing its channel dependencies.
+
+    A real forward goes through proposals, NMS and RoIAlign (data-dependent, and RoIAlign is an op
+    Torch-Pruning does not know), so the graph is traced on what fixes the channels instead: backbone
+    (body + FPN) -> the RPN head on every level (one shared conv) and, for the box head, each pooled
+    level at RoIAlign's output size, summed, flattened into fc6 -> fc7 -> predictor. Every conv and
+    linear of the detector sees the channels it sees in the real forward.
+    """
+    import torch.nn.functional as F
+
+    feats = model.backbone(x)
+    outs = []
+    for f in feats.values():
+        logits, deltas = model.rpn.head([f])
+        outs += [logits[0], deltas[0]]
+    pool = model.roi_heads.box_roi_pool
+    size = pool.output_size if isinstance(pool.output_size, int) else tuple(pool.output_size)
+    pooled = sum(F.adaptive_avg_pool2d(feats[name], size) for name in pool.featmap_names)
+    return [*outs, *model.roi_heads.box_predictor(model.roi_heads.box_head(pooled))]
+
+
+def _graph_root(model: nn.Module) -> tuple[nn.Module, list[nn.Module], object]:
+    """(module the dependency graph is traced on, layers whose outputs must not shrink, forward_fn)."""
+    return model, kept_outputs(model), detector_forward if is_detector(model) else None
 
 
 def prune_channels(model: nn.Module, channel_ratio: float, importance: str = "l1",
@@ -58,12 +79,24 @@ def prune_channels(model: nn.Module, channel_ratio: float, importance: str = "l1
     import torch_pruning as tp
 
     model = copy.deepcopy(model).eval()
-    root, ignored = _graph_root(model)
+    root, ignored, forward_fn = _graph_root(model)
     pruner = tp.pruner.MagnitudePruner(root, example_input(model), make_importance(importance),
                                        pruning_ratio=channel_ratio, ignored_layers=ignored,
-                                       round_to=round_to)
+                                       round_to=round_to, forward_fn=forward_fn)
     pruner.step()
+    if is_detector(model):
+        model.backbone.out_channels = fpn_channels(model)
     return model
+
+
+def fpn_channels(model: nn.Module) -> int:
+    """The one channel count every FPN level gives (what the RPN head and ROI pooling consume)."""
+    fpn = model.backbone.fpn
+    widths = {b[0].out_channels for b in fpn.layer_blocks} | {model.rpn.head.conv[0][0].in_channels}
+    if len(widths) != 1:
+        raise RuntimeError(f"FPN levels give different channel counts {sorted(widths)} after pruning; "
+                           f"this is a bug in compress.structured")
+    return widths.pop()
 
 
 def solve_channel_ratio(model: nn.Module, weight_ratio: float, importance: str = "l1",
@@ -102,8 +135,8 @@ def prune_structured(model: nn.Module, ratio: float, importance: str = "l1",
     before_out = _output_shapes(model)
     pruned, channel_ratio, achieved = solve_channel_ratio(model, ratio, importance, round_to)
     if _output_shapes(pruned) != before_out:
-        raise RuntimeError("structured pruning changed the model's output shapes (classifier head "
-                               "not protected); this is a bug in compress.structured")
+        raise RuntimeError("structured pruning changed the model's output shapes (its head was "
+                           "not protected); this is a bug in compress.structured")
     info = {"step": "prune", "method": "structured", "ratio": ratio, "achieved": round(achieved, 4),
             "channel_ratio": round(channel_ratio, 4), "importance": importance, "round_to": round_to,
             "scope": scope_name(model), "library": "torch-pruning"}
@@ -111,8 +144,9 @@ def prune_structured(model: nn.Module, ratio: float, importance: str = "l1",
 
 
 def _output_shapes(model: nn.Module):
-    if is_detector(model):     # a detector's outputs are per-image dicts; its head is never pruned
-        return None
+    if is_detector(model):     # per-image dicts out: the interface is the kept layers' output sizes
+        fpn_channels(model)
+        return tuple(getattr(m, "out_channels", getattr(m, "out_features", None)) for m in kept_outputs(model))
     was = model.training
     with torch.no_grad():     # (the dependency graph itself needs autograd on: no_grad only here)
         out = model.eval()(example_input(model))

@@ -12,7 +12,7 @@ in a sparse format; `sparse_bytes` reports two, per prunable layer viewed as a m
 - `csr`: values + int32 column index per non-zero + int32 row pointers (rows + 1);
 - `bitmask`: values of the non-zeros + one bit per element (position bitmap).
 
-Everything outside the prunable layers (BN, FPN, heads) is counted dense in both::
+Everything outside the prunable weights (biases, BatchNorm) is counted dense in both::
 
     >>> pruned, info = prune_unstructured(model, 0.5)       # masks on
     >>> fit(pruned, train_set, epochs=2)                    # doctest: +SKIP

@@ -330,7 +330,18 @@ def resize_to_shapes(model: nn.Module, shapes: dict[str, list[int]], source="che
         else:
             mod.register_buffer(attr, new)
         _fix_layer_attributes(mod)
+    _fix_model_attributes(model)
     return model
+
+
+def _fix_model_attributes(model: nn.Module) -> None:
+    """Keep size attributes above the layers true: a detector's FPN width (`backbone.out_channels`,
+    one count for every level, which structured pruning may shrink with the heads)."""
+    backbone = getattr(model, "backbone", None)
+    fpn = getattr(backbone, "fpn", None)
+    blocks = getattr(fpn, "layer_blocks", None)
+    if blocks is not None and hasattr(backbone, "out_channels"):
+        backbone.out_channels = blocks[0][0].out_channels
 
 
 def _fix_layer_attributes(mod: nn.Module) -> None:

@@ -107,29 +107,6 @@ def test_another_family_prunes_too():
     assert pruned(torch.rand(1, 1, 32, 32)).shape == (1, 4)
 
 
-def test_detector_prunes_only_the_backbone_body(detector, tmp_path):
-    from compress.structured import prune_structured
-    from edge.ml.checkpoint import load_model, save_checkpoint
-
-    pruned, info = prune_structured(detector, 0.7)
-    assert info["scope"] == "backbone.body"
-    assert 0.65 <= info["achieved"] <= 0.75
-    before, after = detector.state_dict(), pruned.state_dict()
-    for k in before:
-        if k.startswith(("rpn.", "roi_heads.")) or (k.startswith("backbone.fpn.") and "inner" not in k):
-            assert before[k].shape == after[k].shape, k
-    # the FPN inner blocks take what the pruned body now gives
-    body, fpn = pruned.backbone.body, pruned.backbone.fpn
-    assert fpn.inner_blocks[3][0].in_channels == body.layer4[0].conv2.out_channels < 512
-    path = save_checkpoint(tmp_path / "det.pt", pruned)
-    back, _ = load_model(path)
-    x = [torch.rand(1, 64, 64)]
-    with torch.no_grad():
-        a, b = pruned.eval()(x)[0], back(x)[0]
-    assert torch.equal(a["boxes"], b["boxes"])
-    assert torch.equal(a["scores"], b["scores"])
-
-
 @pytest.mark.parametrize("ratio", [1.2, 0.0, -0.1, "half"])
 def test_bad_ratio_is_refused(plane_model, ratio):
     from compress.structured import prune_structured
