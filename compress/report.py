@@ -88,8 +88,8 @@ def build_report(variants: list[dict], latency: dict, ckpt: str, method: str, se
 def _notes(method: str) -> list[str]:
     notes = ["ratio = fraction of prunable weights (conv/linear in the pruning scope) removed; achieved is measured",
              "INT8 MB = weights at 1 byte (edge.ml.report); int8_bytes_with_scales adds FP32 scales, biases and BN"]
-    notes.append("scope_macs = MACs inside the pruning scope (a detector's backbone body; its RPN and ROI heads, "
-                 "which prune does not touch, can dominate the total)")
+    notes.append("scope_macs = MACs inside the pruning scope: the whole model, a detector's FPN, RPN conv and "
+                 "ROI box head included (its per-anchor and box-predictor outputs keep their size)")
     if method == "unstructured":
         notes.append("a dense engine stores the zeros: dense MB and latency do not drop; sparse_bytes gives CSR "
                      "(values + int32 column indices + int32 row pointers) and bitmask (values + 1 bit/element) sizes")
