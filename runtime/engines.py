@@ -12,18 +12,23 @@ manifest.json with the device they were built on. Everything about them lives he
   the same device, so a rebuild never leaves an old engine in front of the new one), selection
   (`select_engine`), and building (`build_engine`, `build_engines`).
 
-Precision comes from the ONNX itself (FP16 tensors, Q/DQ pairs): from TensorRT 10 the network is
-strongly typed and no FP16/INT8 builder flag is set (TensorRT 11 removed them and is always strongly
-typed). TensorRT 8 (JetPack 4.6/5) has no strong typing and gets the flags from the variant's
-precision instead. `build_settings` is the only place that knows the difference::
+Precision comes from the ONNX itself (FP16 tensors, Q/DQ pairs) wherever TensorRT can build a strongly
+typed network (10; 11 builds nothing else and has no FP16/INT8 builder flags left). TensorRT 8 (JetPack
+4.6/5) has no strong typing and gets the flags from the variant's precision instead. What the
+installed TensorRT can do is read off the module (`runtime.trt_compat.builder_caps`, feature detection,
+never its version string); `build_settings` is the one place that turns that into a build::
 
-    >>> build_settings("10.3.0.30", "int8", 1024).trtexec_flags
+    >>> from runtime.trt_compat import BuilderCaps
+    >>> TRT10 = BuilderCaps(strongly_typed=True, precision_flags=True, memory_pool=True, explicit_batch_flag=True)
+    >>> TRT82 = BuilderCaps(strongly_typed=False, precision_flags=True, memory_pool=False, explicit_batch_flag=True)
+    >>> build_settings(TRT10, "int8", 1024).trtexec_flags
     ('--stronglyTyped', '--memPoolSize=workspace:1024M')
-    >>> build_settings("8.2.1.8", "int8", 1024).builder_flags
+    >>> build_settings(TRT82, "int8", 1024).builder_flags
     ('FP16', 'INT8')
 
 The decisions are plain functions of data, tested on any machine; the calls into TensorRT are kept
-thin (TensorRT 10/11 Python API: Builder, create_network, OnnxParser, build_serialized_network).
+thin (Builder, create_network, OnnxParser, build_serialized_network, which every TensorRT from 8.0 has;
+`build_engine`, removed in 10, is never called).
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from pathlib import Path
 
 from edge.core.clock import utc_now
 from edge.core.errors import FileFormatError, MissingFileError, UnsupportedError
+from runtime import trt_compat
 
 REBUILD = "run `edgekit build-engines {bundle}` on this device"
 
@@ -208,24 +214,23 @@ def device_facts(trt=None) -> DeviceFacts:
 
 @dataclass(frozen=True)
 class BuildSettings:
-    """What differs between TensorRT versions when building an engine from a bundle's ONNX."""
+    """How one engine is built on this TensorRT, from its `trt_compat.BuilderCaps` and the variant's precision."""
 
-    strongly_typed: bool              # TensorRT >= 10: precision comes from the graph's own types
-    builder_flags: tuple[str, ...]    # `trt.BuilderFlag` names; only where the version still has them
+    strongly_typed: bool              # precision comes from the graph's own types (TensorRT 10, 11)
+    builder_flags: tuple[str, ...]    # `trt.BuilderFlag` names; only where the module still has them (8.x)
     memory_pool: bool                 # set_memory_pool_limit (8.4+) rather than max_workspace_size (8.2)
     trtexec_flags: tuple[str, ...]    # the same build as a trtexec command line
 
 
-def build_settings(tensorrt_version: str, precision: str, workspace_mb: int) -> BuildSettings:
-    """The one place that knows how TensorRT versions differ in building (see the module docstring)."""
-    major, minor = (int(p) for p in (str(tensorrt_version).split(".") + ["0"])[:2])
+def build_settings(caps: trt_compat.BuilderCaps, precision: str, workspace_mb: int) -> BuildSettings:
+    """The one place that decides how an engine is built (see the module docstring): strongly typed
+    wherever the module can, else the variant's precision as builder flags."""
     mb = int(workspace_mb)
-    if major >= 10:
-        return BuildSettings(True, (), True, ("--stronglyTyped", f"--memPoolSize=workspace:{mb}M"))
+    if caps.strongly_typed:
+        return BuildSettings(True, (), caps.memory_pool, ("--stronglyTyped", f"--memPoolSize=workspace:{mb}M"))
     flags = {"fp32": (), "fp16": ("FP16",), "int8": ("FP16", "INT8")}[precision]
-    pool = (major, minor) >= (8, 4)
-    workspace = f"--memPoolSize=workspace:{mb}" if pool else f"--workspace={mb}"  # MiB either way
-    return BuildSettings(False, flags, pool, (*(f"--{f.lower()}" for f in flags), workspace))
+    workspace = f"--memPoolSize=workspace:{mb}" if caps.memory_pool else f"--workspace={mb}"  # MiB either way
+    return BuildSettings(False, flags, caps.memory_pool, (*(f"--{f.lower()}" for f in flags), workspace))
 
 
 def trtexec_command(onnx_file: str, engine_file: str, settings: BuildSettings) -> str:
@@ -237,24 +242,15 @@ def build_engine(trt, onnx_path: Path, settings: BuildSettings, workspace_mb: in
     """Parse the ONNX and return TensorRT's serialized engine (an IHostMemory, a buffer)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    creation = trt.NetworkDefinitionCreationFlag
-    if settings.strongly_typed:  # 11 keeps the flag (ignored) for compatibility
-        flags = 1 << int(creation.STRONGLY_TYPED) if hasattr(creation, "STRONGLY_TYPED") else 0
-    else:
-        flags = 1 << int(creation.EXPLICIT_BATCH)  # TensorRT 8's ONNX parser needs explicit batch
-    network = builder.create_network(flags)
+    network = builder.create_network(trt_compat.network_flags(trt, settings.strongly_typed))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise FileFormatError(f"TensorRT {trt.__version__} cannot parse {onnx_path.name}: {errors[:300]}; "
                               f"re-export the bundle with a supported opset")
     config = builder.create_builder_config()
-    if settings.memory_pool:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
-    else:
-        config.max_workspace_size = int(workspace_mb) << 20
-    for flag in settings.builder_flags:
-        config.set_flag(getattr(trt.BuilderFlag, flag))
+    trt_compat.set_workspace(trt, config, workspace_mb)
+    trt_compat.set_precision_flags(trt, config, settings.builder_flags)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise UnsupportedError(f"TensorRT failed to build {onnx_path.name} (see its log above); try a larger "
@@ -281,11 +277,12 @@ def build_engines(bundle, workspace_mb: int | None = None, log=lambda msg: None,
     device = device or device_facts(trt)
     root, manifest = loaded.path, copy.deepcopy(loaded.manifest)
     workspace = int(workspace_mb or get_target(manifest.get("target") or "jetson").workspace_mb or 1024)
+    caps = trt_compat.builder_caps(trt)
     written, dropped = [], []
     try:
         for entry in manifest["models"]:
             variant = pick_variant(entry, device)
-            settings = build_settings(device.tensorrt, variant["precision"], workspace)
+            settings = build_settings(caps, variant["precision"], workspace)
             onnx_path = inside_bundle(root, variant["onnx"], entry["name"], "onnx")
             log(f"{entry['name']}: {variant['onnx']} ({variant['precision']}) on {device.describe()}")
             plan = memoryview(build_engine(trt, onnx_path, settings, workspace))

@@ -1,9 +1,10 @@
 """Check an export request against a target before any work is done.
 
 A refusal is an `UnsupportedError` (one line: target, precision, why, the fix); a request that works
-but is risky comes back with warnings. Memory: a Jetson's DRAM is shared by the CPU and the GPU, so
-the OS, capture, display and TensorRT's builder workspace all live in it (a 4 GB Nano has about
-2.5 GB free after boot). edgekit flags a model set (weights + peak activations at the requested
+but is risky, or goes to a device where edgekit's runtime cannot do everything (a profile's
+`runtime_note`: the Jetson Nano), comes back with warnings. Memory: a Jetson's DRAM is shared by the
+CPU and the GPU, so the OS, capture, display and TensorRT's builder workspace all live in it (a 4 GB
+Nano has about 2.5 GB free after boot). edgekit flags a model set (weights + peak activations at the requested
 precision) larger than `MEMORY_FRACTION` (a quarter) of the target's smallest variant::
 
     >>> check_request("jetson-orin-nano", "int8", 40e6).warnings
@@ -72,6 +73,10 @@ def check_request(target: str | Target, precision: str, model_bytes_total: int |
     if lacking:
         check.warnings.append(f"{', '.join(lacking)} cannot run {precision}; the bundle carries an fp16 "
                               f"fallback those devices build their engines from")
+    for name in (t.name, *t.members):  # say plainly what edgekit cannot do where the bundle may go
+        note = get_target(name).runtime_note
+        if note:
+            check.warnings.append(f"{name}: {note}")
     if t.kind == "cpu" and precision == "fp16":
         check.warnings.append("fp16 on the CPU runs through casts and is no faster than fp32; "
                               "use --precision fp32 or int8 for target cpu")

@@ -11,6 +11,12 @@ budget a check uses is always the low end, so a bundle that fits the smallest va
 
 `jetson` names the whole family: its facts are the union (precisions) or the weakest member (memory,
 workspace), so one bundle serves any Jetson and each device builds the engine it supports.
+
+`python` and `tensorrt` say what the device's JetPack ships. edgekit's device runtime needs Python >=
+`RUNTIME_PYTHON` (pyproject.toml's requires-python) and speaks TensorRT from `RUNTIME_TENSORRT`
+(`runtime.trt_compat`); a profile whose JetPack ships less carries a `runtime_note` saying plainly what
+edgekit can and cannot do there, which `edgekit targets` and `edgekit export` print (the Jetson Nano:
+JetPack 4.6 ships Python 3.6).
 """
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ from dataclasses import dataclass, field
 from edge.core.errors import lookup
 
 PRECISIONS = ("fp32", "fp16", "int8")
+RUNTIME_PYTHON = "3.8"     # edgekit's device runtime (runtime, targets, edge.core, the device verbs)
+RUNTIME_TENSORRT = "8.2"   # the oldest TensorRT Python API runtime.trt_compat speaks (binding indices)
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,8 @@ class Target:
     python: str | None = None
     workspace_mb: int = 1024                    # TensorRT builder workspace on this target
     members: tuple[str, ...] = field(default=())  # for a family: the targets it stands for
+    int8_form: str = "tensorrt"                 # the INT8 ONNX this target gets (export.onnx): "tensorrt"
+    #   (ModelOpt's Q/DQ as TensorRT builds it) or "onnxruntime" (rewritten so ORT's integer kernels fuse it)
 
     @property
     def memory_budget_gb(self) -> float | None:
@@ -50,6 +60,11 @@ class Target:
     def supports(self, precision: str) -> bool:
         return precision in self.precisions
 
+    @property
+    def runtime_note(self) -> str | None:
+        """What edgekit can and cannot do on this device when its JetPack ships less than the runtime needs."""
+        return RUNTIME_NOTES.get(self.name)
+
     def to_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "kind": self.kind,
                 "compute_capability": self.compute_capability,
@@ -57,10 +72,20 @@ class Target:
                 "memory_budget_gb": self.memory_budget_gb, "precisions": list(self.precisions),
                 "dla_cores": list(self.dla_cores), "jetpack": self.jetpack,
                 "tensorrt": list(self.tensorrt) if self.tensorrt else None, "python": self.python,
-                "workspace_mb": self.workspace_mb, "members": list(self.members)}
+                "workspace_mb": self.workspace_mb, "members": list(self.members), "int8_form": self.int8_form,
+                "runtime_note": self.runtime_note}
 
 
 ALL = PRECISIONS
+# One line each, printed by `edgekit targets` and as an `edgekit export` warning; README "Device install"
+# has the commands. A Jetson whose JetPack ships Python < RUNTIME_PYTHON must have one (tests/targets).
+RUNTIME_NOTES = {
+    "jetson-nano": "JetPack 4.6 ships Python 3.6 (TensorRT 8.2's Python bindings too) and edgekit's runtime "
+                   "needs Python >= 3.8: install python3.8 from Ubuntu 18.04 (apt) and `edgekit run --backend "
+                   "onnxruntime` runs fp16/fp32 bundles on the CPU; the tensorrt backend and build-engines also "
+                   "need TensorRT 8.2 bindings built for Python 3.8, which JetPack does not ship; or build engines "
+                   "with trtexec and run them from your own Python 3.6 code (README: Device install, JetPack 4.6)",
+}
 _JETSONS = (
     Target("jetson-nano", "Jetson Nano (Maxwell, 128 CUDA cores)", "jetson", "5.3", (4, 4), ("fp32", "fp16"),
            (0, 0), "4.6", ("8.2", "8.2"), "3.6", 512),
@@ -93,9 +118,10 @@ _TARGETS: dict[str, Target] = {t.name: t for t in (
             _JETSONS),
     *_JETSONS,
     Target("x86-cuda", "desktop or server NVIDIA GPU (Turing or newer) with TensorRT 10/11", "gpu", None, None,
-           ALL, (0, 0), None, ("10.0", "11.x"), ">=3.10", 4096),
-    Target("cpu", "any CPU with ONNX Runtime (no TensorRT; FP16 runs but is no faster than FP32)", "cpu", None,
-           None, ALL, (0, 0), None, None, ">=3.10", 0),
+           ALL, (0, 0), None, ("10.0", "11.x"), f">={RUNTIME_PYTHON}", 4096),
+    Target("cpu", "any CPU with ONNX Runtime (no TensorRT; FP16 runs but is no faster than FP32; INT8 in the form "
+           "ORT's integer kernels fuse)", "cpu", None, None, ALL, (0, 0), None, None, f">={RUNTIME_PYTHON}", 0,
+           int8_form="onnxruntime"),
 )}
 
 

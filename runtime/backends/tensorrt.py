@@ -1,16 +1,19 @@
-"""Native TensorRT backend: a bundle's engine, pycuda device buffers, `execute_async_v3`.
+"""Native TensorRT backend: a bundle's engine on GPU 0, through pycuda.
 
 TensorRT and pycuda come with the device (JetPack, `edgekit[jetson]`), never with a host install, so
 both are imported only when this backend is built; without them (or without a GPU) it says what is
 missing. The engine is chosen by `runtime.engines.select_engine` (the one owner of device facts and
 engine matching), which refuses one built for another GPU or TensorRT release. Kept thin on purpose
-(TensorRT 10/11 named-tensor API, static output shapes).
+(static output shapes): every TensorRT API difference (tensor names from 8.5, binding indices on 8.2)
+and the host-buffer choice (zero-copy mapped memory on a Jetson, pinned staging on a discrete GPU)
+live in `runtime.trt_compat`.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from edge.core.errors import UnsupportedError
+from runtime import trt_compat
 from runtime.backends.base import Backend, check_graph
 from runtime.engines import DeviceFacts, device_facts, select_engine
 
@@ -39,7 +42,7 @@ def import_tensorrt():
 
 
 class TensorRTBackend(Backend):
-    """A model's TensorRT engine on GPU 0, fed through page-locked host and device buffers."""
+    """A model's TensorRT engine on GPU 0, fed through mapped (Jetson) or page-locked host buffers."""
 
     name = "tensorrt"
 
@@ -58,8 +61,10 @@ class TensorRTBackend(Backend):
 
     def activate_impl(self) -> None:
         trt, cuda = self._trt, self._cuda
-        self._ctx = cuda.Device(0).retain_primary_context()
+        device = cuda.Device(0)
+        self._ctx = device.retain_primary_context()
         self._ctx.push()
+        self.buffers, ready = {}, False
         try:
             runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
             self.engine = runtime.deserialize_cuda_engine(self.engine_entry.file.read_bytes())
@@ -67,67 +72,67 @@ class TensorRTBackend(Backend):
                 raise UnsupportedError(f"TensorRT could not load {self.engine_entry.file.name}; run "
                                        f"`edgekit build-engines BUNDLE` on this device")
             self._check_io()
-            self.context = self.engine.create_execution_context()
+            self.context = trt_compat.ExecutionContext(self.engine, self.engine.create_execution_context())
             self.stream = cuda.Stream()
+            self.zero_copy = trt_compat.zero_copy_capable(cuda, device)
             self._allocate()
+            ready = True
         finally:
+            if not ready:  # nothing allocated outlives a failed activation
+                for buf in self.buffers.values():
+                    buf.free()
+                self.buffers = {}
             self._ctx.pop()
+            if not ready:
+                self._ctx.detach()
 
     def _check_io(self) -> None:
         """The engine's tensors must be the manifest's (names, dtypes, ranks, static dims): `check_graph`."""
-        trt, engine = self._trt, self.engine
         io = {True: [], False: []}
-        for i in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(i)
-            try:
-                dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name
-            except TypeError:  # a type numpy lacks (bfloat16, fp8): the manifest cannot name it either
-                dtype = str(engine.get_tensor_dtype(name))
-            io[engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT].append(
-                (name, [int(d) for d in engine.get_tensor_shape(name)], dtype))
+        for t in trt_compat.io_tensors(self._trt, self.engine):
+            dtype = trt_compat.numpy_dtype(self._trt, t.dtype)
+            # a type numpy lacks (bfloat16, fp8) keeps TensorRT's name: the manifest cannot name it either
+            io[t.is_input].append((t.name, list(t.shape), dtype.name if dtype is not None else str(t.dtype)))
         check_graph(self.model, self.engine_entry.file.name, io[True], io[False])
 
     def _allocate(self) -> None:
         trt, cuda = self._trt, self._cuda
-        self.inputs, self.outputs, self.device_buffers = [], {}, {}
-        for spec in self.model.inputs:  # fix the input shapes first: outputs' shapes follow from them
-            self.context.set_input_shape(spec.name, tuple(int(d) for d in spec.shape))
-        for i in range(self.engine.num_io_tensors):
-            name = self.engine.get_tensor_name(i)
-            shape = tuple(self.context.get_tensor_shape(name))
+        self.inputs, self.outputs, self.buffers = [], [], {}
+        tensors = trt_compat.io_tensors(trt, self.engine)
+        specs = {spec.name: spec for spec in self.model.inputs}
+        for t in tensors:  # fix dynamic input shapes first: outputs' shapes follow from them
+            if t.is_input and any(d < 0 for d in t.shape):
+                self.context.set_input_shape(t.name, specs[t.name].shape)
+        for t in tensors:
+            shape = self.context.shape(t.name)
             if any(d < 0 for d in shape):
-                raise UnsupportedError(f"tensor {name!r} of {self.model.name!r} has a data-dependent shape "
+                raise UnsupportedError(f"tensor {t.name!r} of {self.model.name!r} has a data-dependent shape "
                                        f"{shape}; use --backend onnxruntime-trt for this model")
-            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
-            nbytes = max(int(np.prod(shape)) * dtype.itemsize, 1)
-            self.device_buffers[name] = cuda.mem_alloc(nbytes)
-            self.context.set_tensor_address(name, int(self.device_buffers[name]))
-            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                self.inputs.append(name)
-            else:
-                self.outputs[name] = cuda.pagelocked_empty(shape, dtype)
+            buffer = trt_compat.HostDeviceBuffer(cuda, shape, trt_compat.numpy_dtype(trt, t.dtype), self.zero_copy)
+            self.buffers[t.name] = buffer
+            self.context.set_address(t.name, buffer.address)
+            (self.inputs if t.is_input else self.outputs).append(t.name)
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        cuda = self._cuda
         self._ctx.push()
         try:
             for name in self.inputs:
-                cuda.memcpy_htod_async(self.device_buffers[name], np.ascontiguousarray(feed[name]), self.stream)
-            if not self.context.execute_async_v3(self.stream.handle):
+                self.buffers[name].upload(feed[name], self.stream)
+            if not self.context.execute(self.stream.handle):
                 raise RuntimeError(f"TensorRT execution of {self.model.name!r} failed")
-            for name, host in self.outputs.items():
-                cuda.memcpy_dtoh_async(host, self.device_buffers[name], self.stream)
+            for name in self.outputs:
+                self.buffers[name].download(self.stream)
             self.stream.synchronize()
         finally:
             self._ctx.pop()
-        return {name: host.copy() for name, host in self.outputs.items()}
+        return {name: self.buffers[name].host.copy() for name in self.outputs}
 
     def deactivate_impl(self) -> None:
         self._ctx.push()
         try:
-            for buf in self.device_buffers.values():
+            for buf in self.buffers.values():
                 buf.free()
-            self.device_buffers, self.context, self.engine = {}, None, None
+            self.buffers, self.context, self.engine = {}, None, None
         finally:
             self._ctx.pop()
             self._ctx.detach()
@@ -141,4 +146,5 @@ class TensorRTBackend(Backend):
         return {"used_bytes": int(total - free), "total_bytes": int(total)}
 
     def describe(self) -> str:
-        return f"tensorrt ({self.engine_entry.file.name}, {self.model.precision})"
+        memory = "zero-copy" if getattr(self, "zero_copy", False) else "pinned"
+        return f"tensorrt ({self.engine_entry.file.name}, {self.model.precision}, {memory} buffers)"

@@ -1,9 +1,11 @@
 """`runtime.engines`, the one owner of TensorRT engine facts: matching, naming, recording, selection and
 building. The decisions are tested on data; the calls into TensorRT against `FakeTensorRT`, which
 follows the documented Python API of the version it imitates (10: Builder, create_network(flags),
-OnnxParser, BuilderConfig, build_serialized_network, NetworkDefinitionCreationFlag.STRONGLY_TYPED;
-11: strong typing always on, no FP16/INT8 flags; 8.2: EXPLICIT_BATCH and max_workspace_size) and
-refuses anything that version would refuse. Real engines need real TensorRT and a GPU (last test)."""
+OnnxParser, BuilderConfig, build_serialized_network, NetworkDefinitionCreationFlag.STRONGLY_TYPED, no
+build_engine; 11: strong typing always on, no FP16/INT8 flags; 8.5/8.6: EXPLICIT_BATCH, precision flags,
+set_memory_pool_limit, build_engine deprecated; 8.2: max_workspace_size) and refuses anything that
+version would refuse. What the module can do is read off it by `runtime.trt_compat.builder_caps`, so
+these fakes are what the build sees. Real engines need real TensorRT and a GPU (last test)."""
 from __future__ import annotations
 
 import dataclasses
@@ -21,6 +23,7 @@ from edge.core.errors import FileFormatError, MissingFileError, UnsupportedError
 from runtime.bundle import EngineEntry, load_bundle
 from runtime.engines import (DeviceFacts, build_engine, build_engines, build_settings, engine_mismatch, engine_name,
                              pick_variant, record_engine, select_engine, trtexec_command)
+from runtime.trt_compat import builder_caps
 
 ORIN_26 = DeviceFacts("Orin", "8.7", "10.3.0.26")
 ORIN_30 = DeviceFacts("Orin", "8.7", "10.3.0.30")
@@ -88,6 +91,10 @@ class FakeTensorRT:
             def create_builder_config(self):
                 return Config()
 
+            if major < 10:  # deprecated in 8.x, removed in 10: edgekit never calls it
+                def build_engine(self, network, config):
+                    raise AssertionError("build_engine is deprecated (removed in TensorRT 10)")
+
             def build_serialized_network(self, network, config):
                 if network.strongly_typed and {f.name for f in config.flags} & {"FP16", "INT8"}:
                     raise TypeError("precision flags are not allowed for strongly typed networks")
@@ -121,7 +128,7 @@ class FakeTensorRT:
             def get_error(self, i):
                 return self.errors[i]
 
-        self.Builder, self.OnnxParser = Builder, OnnxParser
+        self.Builder, self.OnnxParser, self.IBuilderConfig = Builder, OnnxParser, Config
 
 
 @pytest.fixture
@@ -260,6 +267,9 @@ def test_build_engines_records_what_it_built(plane_copy):
     ("8.6.2.3", "fp16", [("create_network", 1), ("parse_from_file", "m.onnx"),
                          ("set_memory_pool_limit", "WORKSPACE", 256 << 20), ("set_flag", "FP16"),
                          ("build_serialized_network", "m.onnx", 256 << 20)]),
+    ("8.5.2.2", "int8", [("create_network", 1), ("parse_from_file", "m.onnx"),
+                         ("set_memory_pool_limit", "WORKSPACE", 256 << 20), ("set_flag", "FP16"), ("set_flag", "INT8"),
+                         ("build_serialized_network", "m.onnx", 256 << 20)]),
     ("8.2.1.8", "int8", [("create_network", 1), ("parse_from_file", "m.onnx"), ("set_flag", "FP16"),
                          ("set_flag", "INT8"), ("build_serialized_network", "m.onnx", 256 << 20)]),
 ])
@@ -268,23 +278,39 @@ def test_build_engine_per_tensorrt_version(tmp_path, version, precision, calls):
 
     onnx.save(rt_models.classifier(), tmp_path / "m.onnx")
     trt = FakeTensorRT(version)
-    settings = build_settings(version, precision, 256)
+    settings = build_settings(builder_caps(trt), precision, 256)
     assert bytes(build_engine(trt, tmp_path / "m.onnx", settings, 256)).startswith(b"plan|")
     assert trt.calls == calls
 
 
+def _caps(version):
+    return builder_caps(FakeTensorRT(version))
+
+
 def test_trtexec_line_follows_the_version():
-    assert trtexec_command("p.int8.onnx", "p.engine", build_settings("10.3.0.30", "int8", 1024)) == (
+    assert trtexec_command("p.int8.onnx", "p.engine", build_settings(_caps("10.3.0.30"), "int8", 1024)) == (
         "trtexec --onnx=p.int8.onnx --saveEngine=p.engine --stronglyTyped --memPoolSize=workspace:1024M")
-    assert trtexec_command("p.int8.onnx", "p.engine", build_settings("8.6.2", "int8", 512)) == (
+    assert trtexec_command("p.fp16.onnx", "p.engine", build_settings(_caps("11.0.0.1"), "fp16", 1024)) == (
+        "trtexec --onnx=p.fp16.onnx --saveEngine=p.engine --stronglyTyped --memPoolSize=workspace:1024M")
+    assert trtexec_command("p.int8.onnx", "p.engine", build_settings(_caps("8.6.2"), "int8", 512)) == (
         "trtexec --onnx=p.int8.onnx --saveEngine=p.engine --fp16 --int8 --memPoolSize=workspace:512")
-    assert trtexec_command("p.fp16.onnx", "p.engine", build_settings("8.2.1.8", "fp16", 512)) == (
+    assert trtexec_command("p.fp16.onnx", "p.engine", build_settings(_caps("8.2.1.8"), "fp16", 512)) == (
         "trtexec --onnx=p.fp16.onnx --saveEngine=p.engine --fp16 --workspace=512")
+
+
+@pytest.mark.parametrize("version, caps", [
+    ("8.2.1.8", (False, True, False, True)), ("8.5.2.2", (False, True, True, True)),
+    ("8.6.2.3", (False, True, True, True)), ("10.3.0.30", (True, True, True, True)),
+    ("11.0.0.1", (True, False, True, False)),
+])
+def test_builder_capabilities_are_read_off_the_module(version, caps):
+    """strongly typed, precision flags, memory pool, EXPLICIT_BATCH: what each release's module has."""
+    assert tuple(dataclasses.astuple(_caps(version))) == caps
 
 
 def test_unparsable_onnx_and_failed_build_are_one_line_errors(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"not onnx")
-    settings = build_settings("10.3.0.30", "fp32", 64)
+    settings = build_settings(_caps("10.3.0.30"), "fp32", 64)
     with pytest.raises(FileFormatError) as exc:
         build_engine(FakeTensorRT(), tmp_path / "bad.onnx", settings, 64)
     assert "cannot parse bad.onnx" in str(exc.value)

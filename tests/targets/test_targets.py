@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from edge.core.errors import BadInputError, UnknownNameError, UnsupportedError
-from targets import MEMORY_FRACTION, PRECISIONS, check_request, get_target, list_targets
+from targets import (MEMORY_FRACTION, PRECISIONS, RUNTIME_PYTHON, RUNTIME_TENSORRT, check_request, get_target,
+                     list_targets)
 from tests.conftest import REPO, run_cli
 
 ALL_NAMES = [t.name for t in list_targets()]
@@ -112,6 +113,42 @@ def test_cli_table_and_json():
     r = run_cli("targets", "--json")
     assert r.returncode == 0
     assert [d["name"] for d in json.loads(r.stdout)] == ALL_NAMES
+
+
+def _version(text: str) -> tuple:
+    return tuple(int(v) for v in text.replace(".x", "").lstrip(">=").split("."))
+
+
+@pytest.mark.parametrize("name", JETSONS)
+def test_a_profile_never_promises_what_the_runtime_cannot_do(name):
+    """A Jetson whose JetPack ships an older Python or TensorRT than edgekit's runtime needs says so plainly."""
+    t = get_target(name)
+    short = _version(t.python) < _version(RUNTIME_PYTHON) or _version(t.tensorrt[0]) < _version(RUNTIME_TENSORRT)
+    assert bool(t.runtime_note) == short
+    if short:
+        assert f"needs Python >= {RUNTIME_PYTHON}" in t.runtime_note
+        assert "--backend onnxruntime" in t.runtime_note  # what does run there
+        assert "\n" not in t.runtime_note
+    assert t.to_dict()["runtime_note"] == t.runtime_note
+
+
+def test_the_runtime_python_is_what_pyproject_requires():
+    import re
+
+    text = (REPO / "pyproject.toml").read_text()
+    assert re.search(r'^requires-python = ">=([0-9.]+)"', text, re.M).group(1) == RUNTIME_PYTHON
+
+
+def test_the_nano_says_what_edgekit_does_there_wherever_it_is_offered():
+    note = get_target("jetson-nano").runtime_note
+    assert "Python 3.6" in note
+    assert any(w == f"jetson-nano: {note}" for w in check_request("jetson-nano", "fp16", 1e6).warnings)
+    assert any(w.startswith("jetson-nano: JetPack 4.6") for w in check_request("jetson", "fp16", 1e6).warnings)
+    assert not any("JetPack 4.6" in w for w in check_request("jetson-orin-nano", "fp16", 1e6).warnings)
+    r = run_cli("targets")
+    assert r.returncode == 0, r.stderr
+    assert f"* jetson-nano: {note}" in r.stdout
+    assert f"Python >= {RUNTIME_PYTHON}" in r.stdout
 
 
 def test_targets_is_torch_free(no_torch_env):

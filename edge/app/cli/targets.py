@@ -8,8 +8,9 @@ from edge.app.cli import app
 
 @app.command("targets")
 def targets_command(as_json: bool = typer.Option(False, "--json", help="Print the profiles as JSON.")) -> None:
-    """List device profiles: compute capability, memory, precisions, DLA, JetPack, TensorRT."""
-    from targets import list_targets
+    """List device profiles: compute capability, memory, precisions, DLA, JetPack, TensorRT, and what
+    edgekit's runtime can do where the device ships less than it needs (the Jetson Nano)."""
+    from targets import RUNTIME_PYTHON, RUNTIME_TENSORRT, list_targets
 
     rows = [t.to_dict() for t in list_targets()]
     if as_json:
@@ -31,7 +32,13 @@ def targets_command(as_json: bool = typer.Option(False, "--json", help="Print th
     for r in rows:
         trt = "-" if not r["tensorrt"] else (r["tensorrt"][0] if r["tensorrt"][0] == r["tensorrt"][1]
                                              else "-".join(r["tensorrt"]))
-        table.add_row(r["name"], r["compute_capability"] or "-", span(r["memory_gb"], " GB"),
+        mark = " *" if r["runtime_note"] else ""
+        table.add_row(r["name"] + mark, r["compute_capability"] or "-", span(r["memory_gb"], " GB"),
                       ",".join(r["precisions"]), span(r["dla_cores"]), r["jetpack"] or "-", trt,
-                      r["python"] or "-", f"{r['workspace_mb']} MB" if r["workspace_mb"] else "-")
+                      (r["python"] or "-") + mark, f"{r['workspace_mb']} MB" if r["workspace_mb"] else "-")
     Console(width=140).print(table)
+    print(f"edgekit's device runtime needs Python >= {RUNTIME_PYTHON}; its tensorrt backend speaks TensorRT "
+          f">= {RUNTIME_TENSORRT} (Python and TensorRT columns: what the device's JetPack ships).")
+    for r in rows:
+        if r["runtime_note"]:
+            print(f"* {r['name']}: {r['runtime_note']}")
