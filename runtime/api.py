@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -24,13 +25,20 @@ def _stderr(message: str) -> None:
 
 def run(bundle, source: str = "phantom", backend: str = "auto", headless: bool = False,
         frames: int | None = None, json_out=None, smooth: float = 0.0, record=None, log=_stderr,
-        enter: float | None = None, leave: float | None = None, outputs=()) -> dict:
+        enter: float | None = None, leave: float | None = None, outputs=(), serve: str | None = None,
+        serve_token: str | None = None, power="auto") -> dict:
     """Run every model of `bundle` on `source` in real time; returns the end-of-run summary, with
     "signal" set when Ctrl-C, SIGTERM or SIGHUP stopped it (see `runtime.loop`) and the "plane found"
     events under "events" (`runtime.temporal`).
 
     `enter`/`leave` override the manifest's hysteresis thresholds (and switch tracking on for a plane
     model whose bundle has none); `outputs` are more `runtime.outputs.Output`s to feed (e.g. `Collect`).
+
+    `serve` ("[HOST:]PORT"; "" for 127.0.0.1:8080) shows the loop live in a browser
+    (`runtime.serve`), with `serve_token` (made up for a non-loopback address when not given).
+    `power` ("auto": a Jetson's INA3221 rails and thermal zones when present, else nothing; None:
+    off; or a sysfs root or a `runtime.power.PowerMonitor`) adds board power, energy per frame and
+    the hottest thermal zone to each JSONL row, the summary ("power") and the page.
 
     Output paths are checked before anything runs; files are opened at the first frame, so a run
     that fails before one leaves an existing `json_out` untouched (see `runtime.outputs`)."""
@@ -41,23 +49,56 @@ def run(bundle, source: str = "phantom", backend: str = "auto", headless: bool =
 
         check_settings(1.0 if enter is None else enter, 0.0 if leave is None else leave, 1,
                        where="--enter/--leave")
+    server = None
+    if serve is not None:       # a malformed address or token, or no aiohttp: refused before anything loads
+        from runtime.serve import ServeOutput
+
+        server = ServeOutput(serve, token=serve_token, log=log)
     b = load_bundle(bundle)
     src = open_source(source)
-    outputs = [*make_outputs(headless=headless, json_out=json_out, record=record), *outputs]
+    monitor = _power_monitor(power)
+    if server is not None:      # binds now: a busy port is one error line before the source opens
+        server.power, server.about = monitor, {"bundle": b.path.name, "source": src.describe()}
+        try:
+            server.start()
+        except BaseException:
+            if monitor is not None:
+                monitor.close()
+            raise
+    outputs = [*make_outputs(headless=headless, json_out=json_out, record=record, power=monitor),
+               *([server] if server is not None else []), *outputs]
     try:
         with Pipeline(b, backend=backend, smooth=smooth, hysteresis={"enter": enter, "leave": leave}) as pipe:
             log(f"backend: {pipe.describe()}")
             log(f"source: {src.describe()}")
-            summary = run_loop(pipe, src, outputs, frames=frames, log=log)
+            if monitor is not None:
+                log(f"power: {monitor.source}, board = {monitor.rail}")
+            with monitor if monitor is not None else contextlib.nullcontext():   # sampled while the loop runs
+                summary = run_loop(pipe, src, outputs, frames=frames, log=log)
         summary.update(backend=pipe.backend_name, backend_reason=pipe.backend_reason, source=src.describe(),
                        bundle=str(b.path))
+        if monitor is not None:
+            summary["power"] = monitor.summary(summary["frames"])
         for out in outputs:
             if isinstance(out, JsonLines):
                 out.write_summary(summary)
     finally:
         for out in outputs:
             out.close()
+        if monitor is not None:
+            monitor.close()
     return summary
+
+
+def _power_monitor(power):
+    """`run`'s `power` argument -> a PowerMonitor or None (see `run`)."""
+    if power is None or power is False:
+        return None
+    from runtime.power import PowerMonitor, find_monitor
+
+    if isinstance(power, PowerMonitor):
+        return power
+    return find_monitor() if power == "auto" else find_monitor(root=power)
 
 
 def bare_inference_times(pipe: Pipeline, image, runs: int, warmup: int = 3) -> dict[str, list[float]]:

@@ -199,8 +199,10 @@ class JsonLines(Output):
     buffering: a reader or a crash sees whole lines). A failed write (disk full, I/O error) or an
     interrupted one is cut back to the end of the last complete line and raises `OutputWriteError`."""
 
-    def __init__(self, path):
+    def __init__(self, path, power=None):
         self.path = path
+        self.power = power       # a runtime.power.PowerMonitor: each row gets its latest sample as "power"
+        self._last_done: float | None = None
         self.to_stdout = str(path) == "-"
         self._fd: int | None = None
         self._complete = 0       # bytes of complete lines written to the file
@@ -210,6 +212,11 @@ class JsonLines(Output):
     def write(self, result, frame) -> None:
         row = result.to_dict()
         row["frame"] = frame.info or {"index": frame.index}
+        if self.power is not None:   # the sampler's latest reading, and W x the time since the last frame
+            last, self._last_done = self._last_done, result.done
+            fields = self.power.frame_fields(None if last is None else result.done - last)
+            if fields is not None:
+                row["power"] = fields
         self._emit(row)
         self.rows += 1
 
@@ -324,16 +331,16 @@ class Window(Output):
         cv2.destroyAllWindows()
 
 
-def make_outputs(headless: bool = False, json_out=None, record=None) -> list[Output]:
+def make_outputs(headless: bool = False, json_out=None, record=None, power=None) -> list[Output]:
     """The window if a display exists and not `headless`, else console lines (unless JSONL goes to
-    stdout); JSONL and recording when asked."""
+    stdout); JSONL (with `power`'s samples per row, a `runtime.power.PowerMonitor`) and recording when asked."""
     outputs: list[Output] = []
     if not headless and display_available():
         outputs.append(Window())
     elif str(json_out) != "-":
         outputs.append(ConsoleLines())
     if json_out:
-        outputs.append(JsonLines(json_out))
+        outputs.append(JsonLines(json_out, power=power))
     if record:
         outputs.append(Recorder(record))
     return outputs

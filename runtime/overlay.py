@@ -43,8 +43,10 @@ def _text_lines(result, fps: float) -> list[str]:
     return lines
 
 
-def draw_overlay(image: np.ndarray, result, fps: float = 0.0, last_event: dict | None = None) -> np.ndarray:
-    """The frame as BGR with every model's answer drawn on it (and `last_event`, a "plane found" event)."""
+def draw_overlay(image: np.ndarray, result, fps: float = 0.0, last_event: dict | None = None,
+                 text: bool = True) -> np.ndarray:
+    """The frame as BGR with every model's answer drawn on it (and `last_event`, a "plane found" event);
+    `text=False` keeps the heat maps and boxes but not the lines of text (a thumbnail)."""
     canvas = _to_bgr(image)
     for i, (name, out) in enumerate(result.outputs.items()):
         colour = COLOURS[i % len(COLOURS)]
@@ -54,6 +56,8 @@ def draw_overlay(image: np.ndarray, result, fps: float = 0.0, last_event: dict |
             _box(canvas, out.cam_box, colour, f"{name}: {out.label}")
         for det in out.boxes:
             _box(canvas, det["box"], colour, f"{det['label']} {det['score']:.2f}")
+    if not text:
+        return canvas
     lines = _text_lines(result, fps)
     if last_event is not None:
         from runtime.temporal import describe_event

@@ -85,6 +85,30 @@ def test_released_sononet16_fp32_bundle_names_each_real_frame_with_pytorch_confi
         assert got["cam_box"] is not None                               # the class map gave a box
 
 
+def test_the_published_npz_exports_and_runs_as_the_pth(sononet, fp32_run, tmp_path):
+    """The file as users download it (baumgach/SonoNet-weights), no conversion step: `edgekit export
+    SonoNet16.npz --model sononet16` and the loop name the four frames with the .pth's answers."""
+    if not (sononet / "SonoNet16.npz").is_file():
+        pytest.skip(f"SonoNet16.npz not found in {sononet}")
+    _, pth_frames, _ = fp32_run
+    r = run_cli("export", sononet / "SonoNet16.npz", "--model", "sononet16", "--target", "cpu",
+                "--precision", "fp32", "--parity-frames", "4", "--out", tmp_path / "bundle")
+    assert r.returncode == 0, r.stderr[-2000:]
+    import runtime
+
+    runtime.run(tmp_path / "bundle", source=str(sononet / "frames"), headless=True, frames=4,
+                json_out=tmp_path / "run.jsonl", log=lambda msg: None)
+    (entry,) = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["models"]
+    assert entry["source"]["checkpoint"] == "SonoNet16.npz"
+    assert entry["parity"]["passed"]
+    npz_frames, summary = _frame_results(tmp_path / "run.jsonl")
+    assert summary["frames"] == 4
+    for stem, a, b in zip(sorted(TRUE_CLASS), pth_frames, npz_frames):
+        pth, npz = a["models"][entry["name"]], b["models"][entry["name"]]
+        assert npz["label"] == pth["label"] == TRUE_CLASS[stem], stem
+        assert npz["confidences"] == pth["confidences"], stem          # the same weights, bit for bit
+
+
 def _int8_checkpoint(sononet, path):
     """Released weights + ModelOpt INT8 quantizers calibrated (max) on 8 phantom and the 4 real frames:
     the compress quant path without QAT fine-tuning (no labelled standard-plane data here)."""

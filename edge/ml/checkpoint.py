@@ -71,6 +71,10 @@ def read_file(path) -> dict:
     if path.stat().st_size == 0:
         raise FileFormatError(f"{path}: empty file (0 bytes), expected a PyTorch checkpoint; re-copy or "
                               f"re-save it")
+    if path.suffix.lower() == ".npz":   # weights as published (SonoNet's release): a plain state_dict
+        from edge.ml.published import read_npz
+
+        return read_npz(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -9,6 +9,7 @@ import typer
 
 from edge.app.cli import app
 from edge.app.cli._common import print_json
+from edge.app.cli.run import SERVE_HELP, ServeCommand, check_serve
 
 
 def _progress(msg: str) -> None:
@@ -27,7 +28,7 @@ def _quiet_libraries() -> None:
         warnings.filterwarnings("ignore", module=module)
 
 
-@app.command("demo")
+@app.command("demo", cls=ServeCommand)
 def demo_cmd(
     out: Path = typer.Option(Path("edgekit-demo"), "--out", help="Folder for everything the demo writes "
                              "(new or empty)."),
@@ -38,16 +39,26 @@ def demo_cmd(
     force: bool = typer.Option(False, "--force", help="Write into a non-empty --out, replacing files."),
     seed: int = typer.Option(0, "--seed", help="Phantom seed: training frames; seed+1 held out; seed+2 the sweep."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON instead of Markdown."),
+    serve: Optional[str] = typer.Option(None, "--serve", metavar="[HOST:PORT]",
+                                        help=SERVE_HELP + " (the runtime loop step)"),
+    serve_token: Optional[str] = typer.Option(None, "--serve-token", metavar="T",
+                                              help="the token --serve checks (see `edgekit run --help`)"),
 ):
     """Phantom data -> train the four FPUS23 models -> prune + INT8 -> bundles -> runtime loop, with reports."""
     from export.atomic import check_destination
 
+    check_serve(serve, serve_token)
+    if serve is not None:          # no aiohttp: say so now, not after minutes of training
+        from runtime.serve import require_aiohttp
+
+        require_aiohttp()
     check_destination(out, force)  # refuse before torch loads (without torch: edge.app.cli.main says what to install)
     _quiet_libraries()
     from edge.app.demo import demo
     from edge.app.demo.text import render
 
-    report = demo(out, quick=quick, force=force, frames=frames, seed=seed, log=_progress)
+    report = demo(out, quick=quick, force=force, frames=frames, seed=seed, log=_progress, serve=serve,
+                  serve_token=serve_token)
     if json_out:
         print_json(report)
     else:

@@ -5,15 +5,62 @@ work on a Jetson with only the base install.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperCommand
 
 from edge.app.cli import app
 
+SERVE_HELP = ("show the loop live in a browser: a read-only web page on [HOST:PORT] (alone: 127.0.0.1:8080, "
+              "this machine only; PORT 0 picks a free one) with the overlaid frame, every model's answer, FPS, "
+              "latency, power and the plane-found events; any other address needs the token it prints "
+              "(or --serve-token); needs the serve extra: pip install \"edgekit[serve]\"")
+_ADDRESS = re.compile(r"\d+|[^/\\]*:[^/\\]*|\[[^/\\]*")     # a port, or a colon and no path
 
-@app.command("run")
+
+def serve_value_optional(args: list[str]) -> list[str]:
+    """`--serve` may stand alone: give it the empty value (the default address) unless the next word
+    is an address (PORT, HOST:PORT, :PORT, [IPv6]:PORT). Typer has no option with an optional value."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--":
+            out.extend(args[i + 1:])
+            break
+        if arg == "--serve" and (i + 1 == len(args) or not _ADDRESS.fullmatch(args[i + 1])):
+            out.append("")
+    return out
+
+
+class ServeCommand(TyperCommand):
+    """A command whose `--serve` option may be given without a value (see `serve_value_optional`)."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, serve_value_optional(list(args)))
+
+
+def check_serve(serve: Optional[str], serve_token: Optional[str]) -> None:
+    """A malformed --serve or --serve-token is a usage error (exit 2), before anything runs."""
+    from edge.core.errors import BadInputError
+
+    if serve_token is not None and serve is None:
+        raise typer.BadParameter("--serve-token needs --serve", param_hint="'--serve-token'")
+    if serve is None:
+        return
+    from runtime.serve import check_token, parse_address
+
+    try:
+        parse_address(serve)
+        if serve_token is not None:
+            check_token(serve_token)
+    except BadInputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--serve-token'" if "token" in str(exc) else "'--serve'") from None
+
+
+@app.command("run", cls=ServeCommand)
 def run_command(
     bundle: Path = typer.Argument(..., metavar="BUNDLE", help="bundle directory (manifest.json + models)"),
     source: str = typer.Option("phantom", "--source", "-s",
@@ -38,6 +85,11 @@ def run_command(
     leave: Optional[float] = typer.Option(None, "--leave", metavar="P",
                                           help="plane hysteresis: leave it when that confidence drops below P "
                                                "(<= --enter; default: the bundle's, 0.4)"),
+    serve: Optional[str] = typer.Option(None, "--serve", metavar="[HOST:PORT]", help=SERVE_HELP),
+    serve_token: Optional[str] = typer.Option(None, "--serve-token", metavar="T",
+                                              help="the token --serve checks on every request (12+ characters of "
+                                                   "A-Z a-z 0-9 . _ ~ -; default: $EDGEKIT_SERVE_TOKEN, or one made "
+                                                   "and printed when the address is not 127.0.0.1)"),
 ) -> None:
     """Run every model of BUNDLE on a live source in real time; print a summary at the end.
 
@@ -49,14 +101,20 @@ def run_command(
     still written (to --json-out and the console), then the exit status is 128 + the signal's
     number: 130 (Ctrl-C), 143 (SIGTERM), 129 (SIGHUP). 0: the source ended or --frames were done;
     1: an error, on one `error:` line.
+
+    On a Jetson, board power (INA3221), energy per frame and the hottest thermal zone go into each
+    JSONL row ("power"), the summary and the --serve page.
     """
+    check_serve(serve, serve_token)
     import runtime
+    from runtime.power import format_power
     from runtime.stats import format_summary
 
     summary = runtime.run(bundle, source=source, backend=backend, headless=headless, frames=frames,
                           json_out=json_out, smooth=smooth, record=record,
-                          enter=enter, leave=leave)
-    typer.echo(format_summary(summary), err=json_out == "-")
+                          enter=enter, leave=leave, serve=serve, serve_token=serve_token)
+    power = format_power(summary)
+    typer.echo(format_summary(summary) + (f"\n{power}" if power else ""), err=json_out == "-")
     _exit_for_signal(summary.get("signal"))
 
 

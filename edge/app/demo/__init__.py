@@ -42,10 +42,12 @@ class _Clock:
 
 
 def demo(out="edgekit-demo", quick: bool = False, force: bool = False, frames: int | None = None,
-         seed: int = 0, plan: DemoPlan | None = None, log=print) -> dict:
+         seed: int = 0, plan: DemoPlan | None = None, log=print, serve: str | None = None,
+         serve_token: str | None = None) -> dict:
     """Run the chain into `out`; returns the report (also written to out/demo.json and demo.md).
 
-    `frames` overrides how many frames the runtime loop processes; `plan` replaces FULL/QUICK.
+    `frames` overrides how many frames the runtime loop processes; `plan` replaces FULL/QUICK;
+    `serve` ("[HOST:]PORT", "" for the default) shows the loop step live in a browser (`runtime.serve`).
     """
     plan = plan or (QUICK if quick else FULL)
     if frames is not None:
@@ -76,7 +78,7 @@ def demo(out="edgekit-demo", quick: bool = False, force: bool = False, frames: i
         sweeps = timed("compress", steps.compress_models, plan, data, trained, out / "compress", say)
         bundles = timed("export", steps.export_bundles, plan, sweeps, out, say)
     summary, correctness = timed("run", steps.run_loop, plan, bundles["cpu-fp32"]["path"], seed,
-                                 out / "run.jsonl", say)
+                                 out / "run.jsonl", say, serve, serve_token)
     seconds["total"] = round(say.elapsed(), 1)
     report = {"format": "edgekit.demo", "version": 1, "out": str(out), "quick": plan is QUICK or quick,
               "plan": dataclasses.asdict(plan), "data": data["summary"], "train": trained,

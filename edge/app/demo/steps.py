@@ -185,7 +185,8 @@ def _parity(p: dict) -> dict:
     return out
 
 
-def run_loop(plan, bundle, seed: int, out: Path, say) -> tuple[dict, dict]:
+def run_loop(plan, bundle, seed: int, out: Path, say, serve: str | None = None,
+             serve_token: str | None = None) -> tuple[dict, dict]:
     """Step 5: `runtime.run` on the CPU bundle, headless, on a phantom probe sweep the models never saw;
     returns the run's summary and its correctness against the phantom's truth (`edge.app.demo.correctness`).
 
@@ -204,7 +205,8 @@ def run_loop(plan, bundle, seed: int, out: Path, say) -> tuple[dict, dict]:
     collect = Collect()
     with contextlib.redirect_stdout(sys.stderr):
         summary = runtime.run(bundle, source=source, backend="auto", headless=True, frames=plan.run_frames,
-                              json_out=out, log=lambda m: say(f"5/5 run: {m}"), outputs=[collect])
+                              json_out=out, log=lambda m: say(f"5/5 run: {m}"), outputs=[collect],
+                              serve=serve, serve_token=serve_token)
     correctness = score_run(bundle, collect.results, collect.infos, collect.events)
     say(f"5/5 run: {summary['frames']} frames at {summary['fps']:.1f} FPS, dropped {summary.get('dropped', 0)}, "
         f"{summary['events']['count']} plane_found events")
