@@ -10,6 +10,15 @@ the QAT weights without quantizers) for the Jetsons without INT8 (Nano) and for 
 that cannot build a Q/DQ graph. No fp32 copy: every Jetson runs fp16, and fp32 is only the parity
 reference. A single device target gets only the precision asked for.
 
+INT8 comes in the form the target runs (`targets.Target.int8_form`, `export.onnx`): TensorRT targets
+get ModelOpt's Q/DQ graph untouched; the `cpu` target gets it rewritten for ONNX Runtime's integer
+kernels (`export.int8_ort`). Either is checked for parity against the PyTorch QAT model, and the
+entry's `int8` block says which form it is, what the rewrite did and which kernels ORT fused. The
+ORT form adds a few quantisation points of its own (calibrated); should it miss the parity gate,
+the bundle ships the TensorRT form instead (exact, slower on ORT), says so in a warning and records
+why under `int8.refused`. A QAT checkpoint with layers kept float (`edgekit int8-debug --keep-float`)
+names them there too.
+
     >>> manifest = export_bundle(["plane.pt", "det.pt"], "jetson-orin-nano", "fp16", "out/bundle")  # doctest: +SKIP
 """
 from __future__ import annotations
@@ -56,17 +65,30 @@ def model_bytes(stats: dict, precision: str) -> int:
     return int(stats["weights_bytes"][precision] + stats["activation_bytes"] * BYTES_PER[precision] / 4)
 
 
-def _export_one(model, name: str, precision: str, kind: str, tmp: Path, n_frames: int | None) -> tuple:
+def _export_one(model, name: str, precision: str, kind: str, tmp: Path, n_frames: int | None,
+                int8_form: str = "tensorrt", log=lambda msg: None) -> tuple:
+    """(onnx info, sha256, parity) of one ONNX file; the ONNX Runtime INT8 form falls back to the
+    TensorRT form (exact, but run by ORT as fake quantisation) when it misses the parity gate."""
     from export.onnx import export_onnx
     from export.parity import check_parity, phantom_set
     from runtime.bundle import sha256_file
 
-    info = export_onnx(model, tmp / f"{name}.{precision}.onnx", precision)
     n = n_frames or PARITY_FRAMES["detection" if kind == DETECTION else "classifier"]
     labels = model.edge_config.labels if kind == DETECTION else None
     inputs, truth = phantom_set(model.edge_config.preprocess, n, labels=labels)
-    parity = check_parity(model, tmp / info["file"], precision, inputs, kind, truth=truth)
-    return info, sha256_file(tmp / info["file"]), parity
+    path = tmp / f"{name}.{precision}.onnx"
+    info = export_onnx(model, path, precision, int8_form=int8_form)
+    if precision == "int8" and int8_form != "tensorrt":
+        parity = check_parity(model, path, precision, inputs, kind, truth=truth, raise_on_fail=False)
+        if parity["passed"]:
+            return info, sha256_file(path), parity
+        why = f"{parity['metric']} = {parity[parity['metric']]:.6g}, required {parity['required']}"
+        log(f"warning: {name}: the {int8_form} INT8 form missed parity ({why}); shipping the tensorrt form, "
+            f"which ONNX Runtime runs slower (fake quantisation)")
+        info = export_onnx(model, path, precision, int8_form="tensorrt")
+        info["int8"]["refused"] = {"form": int8_form, "parity": why}
+    parity = check_parity(model, path, precision, inputs, kind, truth=truth)
+    return info, sha256_file(path), parity
 
 
 def export_bundle(checkpoints: list, target: str, precision: str, out, force: bool = False,
@@ -110,7 +132,10 @@ def _export(checkpoints, t, precision, out, force, parity_frames, log, model) ->
         for name, (path, net, meta, twin, stats) in zip(names, loaded):
             kind = meta["task"]["kind"]
             log(f"{name}: {Path(path).name} -> {name}.{precision}.onnx")
-            info, sha, parity = _export_one(net, name, precision, kind, tmp, parity_frames)
+            info, sha, parity = _export_one(net, name, precision, kind, tmp, parity_frames, t.int8_form, log)
+            if "int8" in info:
+                keep = (meta.get("quantization") or {}).get("keep_float")
+                info["int8"] = {**info["int8"], **({"keep_float": list(keep)} if keep else {})}
             entry = model_entry(name, meta, info, sha, stats, parity)
             entry["source"] = {"checkpoint": Path(path).name, "quantization": bool(meta.get("quantization"))}
             if fallback:

@@ -4,7 +4,10 @@ The manifest is validated against the runtime's schema (`runtime/manifest.schema
 bundle is published, so export never writes a bundle the device would refuse. Beyond the schema's
 fields an entry may carry `fallbacks`: the same model at another precision, for the devices of a
 family that cannot run the primary one (a Jetson Nano has no INT8: it builds its engine from the
-fp16 fallback). Each fallback has its own `onnx`, `sha256`, tensors and `parity`.
+fp16 fallback). Each fallback has its own `onnx`, `sha256`, tensors and `parity`. An int8 ONNX
+(primary or fallback) also carries `int8`: its form (`tensorrt` or `onnxruntime`, `export.onnx`), for
+the ONNX Runtime form what the rewrite did and the kernels ORT fused at export, and any layers the
+QAT checkpoint keeps float.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ def postprocess_for(kind: str, threshold: float = 0.5, task: str | None = None) 
 def model_entry(name: str, meta: dict, onnx_info: dict, sha256: str, stats: dict, parity: dict) -> dict:
     """A manifest model entry from checkpoint metadata, the ONNX export and its parity report."""
     task, config = meta["task"], meta["config"]
-    return {
+    entry = {
         "name": name, "task": task["name"], "kind": task["kind"], "labels": list(task["labels"]),
         "architecture": meta["model"]["name"], "precision": onnx_info["precision"],
         "onnx": onnx_info["file"], "sha256": sha256, "bytes": onnx_info["bytes"],
@@ -44,12 +47,18 @@ def model_entry(name: str, meta: dict, onnx_info: dict, sha256: str, stats: dict
         "stats": {k: stats[k] for k in STATS_KEYS if k in stats},
         "parity": parity, "compression": list(meta.get("compression") or []), "engines": [],
     }
+    if onnx_info.get("int8"):
+        entry["int8"] = onnx_info["int8"]
+    return entry
 
 
 def fallback_entry(onnx_info: dict, sha256: str, parity: dict) -> dict:
-    return {"precision": onnx_info["precision"], "onnx": onnx_info["file"], "sha256": sha256,
-            "bytes": onnx_info["bytes"], "inputs": onnx_info["inputs"], "outputs": onnx_info["outputs"],
-            "parity": parity}
+    entry = {"precision": onnx_info["precision"], "onnx": onnx_info["file"], "sha256": sha256,
+             "bytes": onnx_info["bytes"], "inputs": onnx_info["inputs"], "outputs": onnx_info["outputs"],
+             "parity": parity}
+    if onnx_info.get("int8"):
+        entry["int8"] = onnx_info["int8"]
+    return entry
 
 
 def validate(manifest: dict) -> None:

@@ -57,15 +57,56 @@ def check_plain(obj, path: str = "modelopt_state") -> None:
                         f"shape: convert it in edge.ml.quantization before saving")
 
 
-def quantization_meta(model: nn.Module, config: str = CONFIG, calib_samples: int | None = None) -> dict:
-    """The checkpoint `quantization` field for a model quantised by `quantize_int8`."""
+def quantization_meta(model: nn.Module, config: str = CONFIG, calib_samples: int | None = None,
+                      keep_float=None) -> dict:
+    """The checkpoint `quantization` field for a model quantised by `quantize_int8`; `keep_float`
+    names the layers whose quantizers were disabled (`keep_float`), recorded when given."""
     import modelopt
     import modelopt.torch.opt as mto
 
     state = mto.modelopt_state(model)
     check_plain(state)
-    return {"method": METHOD, "format": FORMAT, "config": config, "modelopt_version": modelopt.__version__,
+    meta = {"method": METHOD, "format": FORMAT, "config": config, "modelopt_version": modelopt.__version__,
             "calib_samples": calib_samples, "modelopt_state": state}
+    if keep_float:
+        meta["keep_float"] = sorted(keep_float)
+    return meta
+
+
+QUANTIZER_NAMES = ("input_quantizer", "weight_quantizer", "output_quantizer")
+
+
+def layer_quantizers(module: nn.Module) -> dict:
+    """{"input_quantizer": q, ...}: the ModelOpt quantizers that belong to `module` itself."""
+    from modelopt.torch.quantization.nn import TensorQuantizer
+
+    return {n: q for n in QUANTIZER_NAMES if isinstance(q := getattr(module, n, None), TensorQuantizer)}
+
+
+def quantized_layers(model: nn.Module) -> list[str]:
+    """Names of the layers (convs, linears, pools) with at least one enabled quantizer, in model order."""
+    return [name for name, mod in model.named_modules()
+            if name and any(q.is_enabled for q in layer_quantizers(mod).values())]
+
+
+def keep_float(model: nn.Module, layers) -> list[str]:
+    """Disable every quantizer of each named layer, in place, so it runs (and exports) in float.
+
+    Returns the names; an unknown or unquantised name is refused in one line naming the candidates.
+    """
+    from edge.core.errors import BadInputError
+
+    layers = [name.strip() for name in layers if name and name.strip()]
+    candidates = quantized_layers(model)
+    modules = dict(model.named_modules())
+    for name in layers:
+        if name not in modules or not layer_quantizers(modules[name]):
+            shown = ", ".join(candidates[:12]) + (", ..." if len(candidates) > 12 else "")
+            raise BadInputError(f"--keep-float {name!r} is not a quantised layer of this model; expected one of "
+                                f"{shown} (`edgekit int8-debug` ranks them)")
+        for q in layer_quantizers(modules[name]).values():
+            q.disable()
+    return layers
 
 
 def restore_quantized(model: nn.Module, quant_meta: dict, source: str = "checkpoint") -> nn.Module:

@@ -88,3 +88,18 @@ def test_int8_weight_memory_is_a_quarter(qat_ckpt):
     _, q, pruned = qat_ckpt
     fp32 = weight_bytes(pruned)["fp32"]
     assert abs(int8_weight_bytes(q) / (fp32 / 4) - 1) < 0.05
+
+
+def test_quantize_int8_keeps_named_layers_float(qat_ckpt, plane_sets):
+    from compress.data import calibration_batches
+    from compress.quant import quantize_int8
+    from edge.core.errors import BadInputError
+    from edge.ml.quantization import quantization_meta, quantized_layers
+
+    _, q, pruned = qat_ckpt
+    kept = quantize_int8(copy.deepcopy(pruned), calibration_batches(pruned, plane_sets[0], n=8), keep_float=["fc"])
+    assert quantized_layers(kept) == [n for n in quantized_layers(q) if n != "fc"]
+    assert quantization_meta(kept, keep_float=["fc"])["keep_float"] == ["fc"]
+    assert "keep_float" not in quantization_meta(q)
+    with pytest.raises(BadInputError, match="'layer1' is not a quantised layer"):
+        quantize_int8(copy.deepcopy(pruned), calibration_batches(pruned, plane_sets[0], n=8), keep_float=["layer1"])

@@ -150,6 +150,7 @@ def test_jetson_int8_bundle_carries_fp16_fallback(ckpts, tmp_path):
     assert entry["precision"] == "int8"
     assert entry["qdq_pairs"] > 0
     assert entry["parity"]["reference"] == "pytorch-qat"
+    assert entry["int8"] == {"form": "tensorrt"}            # ModelOpt's Q/DQ as TensorRT builds it
     (fb,) = entry["fallbacks"]
     assert fb["precision"] == "fp16"
     assert fb["parity"]["passed"]
