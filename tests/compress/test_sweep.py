@@ -40,13 +40,13 @@ def test_structured_sweep_writes_every_variant(plane_ckpt, plane_sets, tmp_path,
 
     written, ship = [], export.onnx.export_onnx
 
-    def shipped_writer(model, path, precision):          # the sweep must time what export writes
-        written.append(precision)
-        return ship(model, path, precision)
+    def shipped_writer(model, path, precision, **kw):    # the sweep must time what a cpu bundle ships
+        written.append(precision + (f"/{kw['int8_form']}" if "int8_form" in kw else ""))
+        return ship(model, path, precision, **kw)
 
     monkeypatch.setattr(export.onnx, "export_onnx", shipped_writer)
     report = sweep(plane_ckpt, plane_sets, tmp_path, _fast(ratios=(0.5,), method="structured", int8=True))
-    assert written == ["fp32", "fp32", "int8", "int8"]
+    assert written == ["fp32", "fp32", "int8/onnxruntime", "int8/onnxruntime"]
     _check_outputs(tmp_path, report, ["baseline", "structured-50", "structured-50-int8", "int8"])
     rows = {v["name"]: v for v in report["variants"]}
     assert rows["structured-50"]["macs"] < 0.7 * rows["baseline"]["macs"]
