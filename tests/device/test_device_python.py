@@ -163,7 +163,7 @@ def test_a_host_verb_on_an_older_python_says_so_in_one_line(args, tmp_path):
     need = ".".join(map(str, floor))
     assert line.startswith(f"error: `edgekit {args[0]}` is host-side")
     assert f"needs Python >= {need}" in line
-    assert "run, bench, inspect, build-engines, targets, doctor" in line
+    assert "run, bench, bench-archs, inspect, build-engines, targets, doctor" in line
     assert not list(tmp_path.iterdir())  # nothing written
 
 

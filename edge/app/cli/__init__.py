@@ -61,7 +61,7 @@ def _host_side_needs_newer_python(verb) -> str:
     """The one line a host verb prints on a Python older than HOST_PYTHON (a device install)."""
     need = ".".join(map(str, HOST_PYTHON))
     return (f"error: `edgekit {verb}` is host-side (training, compression, export: the train extra) and needs "
-            f"Python >= {need}; this Python {sys.version.split()[0]} runs edgekit's device verbs only (run, bench, "
+            f"Python >= {need}; this Python {sys.version.split()[0]} runs edgekit's device verbs only (run, bench, bench-archs, "
             f"inspect, build-engines, targets, doctor): run it on a host with Python >= {need} and "
             f"pip install -e \".[train]\"")
 

@@ -8,6 +8,7 @@ fc), so torchvision state_dicts and torchvision's detection helpers fit it uncha
 - resnet10: stem + four stages of one basic block (64/128/256/512)
 - resnet8:  stem + three stages of one basic block (64/128/256), final linear 256 -> classes
   (the NAS-found classifier of the FPUS23 paper: 1 stem conv + 3 x 2 block convs + 1 linear = 8 layers)
+- resnet_nas: any stem / blocks / widths spec (`edge.ml.models.resnet_nas`), what `edgekit nas` finds
 """
 from __future__ import annotations
 
@@ -17,21 +18,26 @@ from torchvision.models.resnet import BasicBlock, conv1x1
 
 from edge.ml.models.config import make_preprocess
 from edge.ml.models.registry import register_model
+from edge.ml.models.resnet_nas import RESNET8, STEMS, check_spec
 from edge.core.tasks import MULTI_LABEL, SINGLE_LABEL
 
 
 class ResNet(nn.Module):
-    """Stem (7x7/2 conv, BN, ReLU, 3x3/2 max-pool), `len(blocks)` stages of BasicBlocks, pool, linear."""
+    """Stem (7x7/2 conv, BN, ReLU, 3x3/2 max-pool), `len(blocks)` stages of BasicBlocks, pool, linear.
 
-    def __init__(self, blocks, widths, num_classes: int, in_chans: int = 1):
+    `stem` picks another stem of `resnet_nas.STEMS` (a 3x3/2 conv, with or without the max-pool).
+    """
+
+    def __init__(self, blocks, widths, num_classes: int, in_chans: int = 1, stem: str = "imagenet"):
         super().__init__()
         if len(blocks) != len(widths):
             raise ValueError(f"blocks {blocks} and widths {widths} differ in length")
         self.inplanes = widths[0]
-        self.conv1 = nn.Conv2d(in_chans, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
+        kernel, pool = STEMS[stem]
+        self.conv1 = nn.Conv2d(in_chans, widths[0], kernel_size=kernel, stride=2, padding=kernel // 2, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if pool else nn.Identity()
         self.num_stages = len(blocks)
         for i, (n, w) in enumerate(zip(blocks, widths)):
             setattr(self, f"layer{i + 1}", self._make_layer(w, n, stride=1 if i == 0 else 2))
@@ -107,3 +113,11 @@ def resnet18(task, input_size, in_chans, **kw):
 def resnet34(task, input_size, in_chans, **kw):
     """ResNet34: the FPUS23 baseline, 1-channel stem and a task-sized head."""
     return _classifier("resnet34", task, input_size, in_chans, **kw)
+
+
+@register_model(family="resnet_nas", kinds=CLASSIFIER_KINDS)
+def resnet_nas(task, input_size, in_chans, blocks=RESNET8[0], widths=RESNET8[1], stem=RESNET8[2], mean=0.5, std=0.25):
+    """ResNet-NAS: a searched net (`edgekit nas`), stem/blocks/widths per stage as model kwargs."""
+    blocks, widths, stem = check_spec(blocks, widths, stem)
+    model = ResNet(blocks, widths, task.num_classes, in_chans, stem=stem)
+    return model, make_preprocess(input_size, mean, std, grey=in_chans == 1), ("logits",)

@@ -77,4 +77,4 @@ def test_models_lists_the_zoo():
     proc = run_cli("models", "resnet*")
     assert proc.returncode == 0
     names = [l.split()[0] for l in proc.stdout.splitlines()]
-    assert names == ["resnet10", "resnet18", "resnet18_sp", "resnet34", "resnet8"]
+    assert names == ["resnet10", "resnet18", "resnet18_sp", "resnet34", "resnet8", "resnet_nas"]

@@ -1,0 +1,222 @@
+"""Issue 14's targets: `edgekit nas` on phantom sweeps, for the `cpu` target, against ResNet8.
+
+    python benchmarks/bench_nas.py --out runs/bench_nas.json [--task plane] [--trials 40] [--workers 2]
+                                   [--work DIR] [--reuse] [--quick]
+
+Steps (each timed): `data synth` of the training set (seed 0: 16 sweeps) and of an unseen set (seed
+1000: 8 sweeps of other fetuses); ResNet8's latency at 64x64, measured as the search measures (ONNX
+Runtime CPU, one thread, median thread CPU time), and the budget set to half of it; `edgekit nas`
+(the CLI, as a user runs it) with that budget; ResNet8 trained with the same final recipe; both scored
+on the unseen sweeps (`edgekit eval --split all`); the latency model fitted on 20 random
+architectures and scored against 20 other random ones (median absolute % error); the found checkpoint
+through `compress` (structured 50% + INT8 QAT), `export` (cpu fp32, jetson int8) and `edgekit run` on
+the phantom. The JSON holds every figure, the wall times and a pass/fail per target.
+
+`--quick` shrinks the data (800 training / 400 unseen frames, 8 and 4 sweeps), proxy training (2
+epochs) and the final training (3 epochs), to prove the path end to end in minutes; its figures are
+not the targets' (they say so).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SIZE = (130, 224)
+INPUT = (64, 64)
+FULL = {"train": {"frames": 3200, "streams": 16, "seed": 0}, "unseen": {"frames": 1600, "streams": 8, "seed": 1000},
+        "proxy_epochs": 3, "epochs": 8, "finetune_epochs": 3}
+QUICK = {"train": {"frames": 800, "streams": 8, "seed": 0}, "unseen": {"frames": 400, "streams": 4, "seed": 1000},
+         "proxy_epochs": 2, "epochs": 3, "finetune_epochs": 1}
+TARGETS = {"points_vs_resnet8": -1.0, "latency_model_error_pct": 10.0, "search_minutes": 30.0}
+
+
+def _timed(results: dict, name: str, fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    results.setdefault("seconds", {})[name] = round(time.perf_counter() - t0, 1)
+    print(f"[{name}] {results['seconds'][name]} s", file=sys.stderr, flush=True)
+    return out
+
+
+def _edgekit(*args, capture: bool = False) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("edgekit")
+    proc = subprocess.run([str(exe), *map(str, args)], text=True, stdout=subprocess.PIPE if capture else None)
+    if proc.returncode != 0:
+        raise RuntimeError(f"edgekit {' '.join(map(str, args[:3]))} ... exited {proc.returncode}")
+    return proc
+
+
+def _resnet8_ms(rounds: int = 30) -> float:
+    """ResNet8 at INPUT, measured exactly as the search measures its candidates."""
+    from compress.nas.costs import measure_models
+    from compress.nas.space import REFERENCES
+    from edge.ml.models import create_model
+
+    arch = REFERENCES["resnet8"].at(INPUT)
+    model = create_model("resnet_nas", "plane", input_size=arch.input_size, **arch.model_kwargs()).eval()
+    return measure_models({"resnet8": model}, rounds=rounds)["resnet8"]["median_ms"]
+
+
+def latency_model_error(n: int = 20, seed: int = 11) -> dict:
+    """Fit the latency model on `n` random architectures, score it on `n` others (both measured here)."""
+    import numpy as np
+
+    from compress.nas.costs import LatencyModel, error_summary, measure_models
+    from compress.nas.space import SearchSpace
+    from edge.ml.models import create_model
+
+    space = SearchSpace(resolutions=((48, 48), INPUT, (80, 80)))
+    rng = np.random.default_rng(seed)
+    archs, seen = [], set()
+    while len(archs) < 2 * n:
+        a = space.sample(rng)
+        if a.key() not in seen:
+            archs.append(a)
+            seen.add(a.key())
+    models = {a.key(): create_model("resnet_nas", "plane", input_size=a.input_size, **a.model_kwargs()).eval()
+              for a in archs}
+    ms = measure_models(models, rounds=20)
+    fit, test = archs[:n], archs[n:]
+    model = LatencyModel.fit(fit, [ms[a.key()]["median_ms"] for a in fit], f"fitted on {n} random nets")
+    pred = [model.predict(a) for a in test]
+    meas = [ms[a.key()]["median_ms"] for a in test]
+    return {**error_summary(pred, meas), "fitted_on": n, "model": model.to_dict(),
+            "nets": [{"key": a.key(), "measured_ms": m, "predicted_ms": round(p, 4)} for a, m, p in zip(test, meas, pred)]}
+
+
+def _figures(m: dict) -> dict:
+    keep = ("accuracy", "macro_f1", "exact_match", "streams", "ci", "warnings")
+    return {k: m[k] for k in keep if k in m}
+
+
+def run(work: Path, task: str, trials: int, workers: int, quick: bool, reuse: bool, archs: int) -> dict:
+    from edge.ml.data.synth import synth
+    from edge.ml.training.evaluate import evaluate
+    from edge.ml.training.train import train
+
+    cfg = QUICK if quick else FULL
+    res: dict = {"task": task, "quick": quick, "trials": trials, "workers": workers, "input": list(INPUT),
+                 "train_data": {**cfg["train"], "size": list(SIZE)}, "unseen_data": {**cfg["unseen"], "size": list(SIZE)},
+                 "proxy_epochs": cfg["proxy_epochs"], "epochs": cfg["epochs"]}
+    train_dir, unseen_dir = work / "train", work / "unseen"
+    for name, d, spec in (("synth-train", train_dir, cfg["train"]), ("synth-unseen", unseen_dir, cfg["unseen"])):
+        if not (reuse and d.exists()):
+            _timed(res, name, synth, d, frames=spec["frames"], seed=spec["seed"], size=SIZE, streams=spec["streams"])
+    r8_ms = _timed(res, "resnet8-latency", _resnet8_ms)
+    budget = round(r8_ms / 2, 4)
+    res["resnet8_ms"], res["budget_ms"] = r8_ms, budget
+    out = work / "nas"
+    if out.exists():
+        shutil.rmtree(out)                  # a fresh study: the budget is re-measured every run
+    proc = _timed(res, "nas", _edgekit, "nas", "--task", task, "--data", train_dir, "--out", out, "--target", "cpu",
+                  "--budget-ms", budget, "--input", f"{INPUT[0]}x{INPUT[1]}", "--trials", trials, "--workers", workers,
+                  "--proxy-epochs", cfg["proxy_epochs"], "--epochs", cfg["epochs"], "--json", capture=True)
+    rep = json.loads(proc.stdout)
+    res["nas"] = {k: rep[k] for k in ("budget", "latency", "study", "best", "final", "search_seconds", "space", "proxy")}
+    res["nas"]["front"] = [r for r in rep["trials"] if r["number"] in rep["front"]]
+    res["nas"]["references"] = rep["references"]
+    res["nas"]["statuses"] = {s: sum(r["status"] == s for r in rep["trials"]) for s in ("trained", "stopped", "skipped")}
+    found = Path(rep["final"]["checkpoint"])
+    r8 = work / f"{task}.resnet8.pt"
+    if not (reuse and r8.exists()):
+        _timed(res, "train-resnet8", train, task, "resnet8", train_dir, epochs=cfg["epochs"], out=r8,
+               input_size=INPUT, progress=False)
+    metric = "macro_f1"
+    unseen = {"found": _figures(_timed(res, "eval-found", evaluate, found, unseen_dir, split="all")),
+              "resnet8": _figures(_timed(res, "eval-resnet8", evaluate, r8, unseen_dir, split="all"))}
+    res["unseen"] = {**unseen, "metric": metric,
+                     "points_vs_resnet8": round(100 * (unseen["found"][metric] - unseen["resnet8"][metric]), 2),
+                     "found_ms": rep["best"]["latency_ms"], "speedup_vs_resnet8": round(r8_ms / rep["best"]["latency_ms"], 2)}
+    if archs:
+        res["latency_model"] = _timed(res, "latency-model", latency_model_error, archs)
+    res["chain"] = _chain(res, work, found, train_dir, cfg)
+    res["targets"] = _check(res)
+    return res
+
+
+def _chain(res: dict, work: Path, found: Path, data: Path, cfg: dict) -> dict:
+    """The found checkpoint through compress, export and the runtime loop, as a user runs them."""
+    steps = {}
+    comp = work / "compressed"
+    try:
+        _timed(res, "compress", _edgekit, "compress", found, "--data", data, "--prune", "0.5",
+               "--finetune-epochs", cfg["finetune_epochs"], "--latency-rounds", 5, "--out", comp)
+        steps["compress"] = "ok"
+        stem = found.stem
+        for name, ckpt, target, precision in (("cpu-fp32", comp / f"{stem}.structured-50.pt", "cpu", "fp32"),
+                                              ("jetson-int8", comp / f"{stem}.structured-50-int8.pt", "jetson", "int8")):
+            bundle = work / f"bundle-{name}"
+            try:
+                _timed(res, f"export-{name}", _edgekit, "export", ckpt, "--target", target, "--precision", precision,
+                       "--out", bundle, "--force")
+                steps[f"export-{name}"] = "ok"
+            except RuntimeError as exc:
+                steps[f"export-{name}"] = str(exc)
+        _timed(res, "run", _edgekit, "run", work / "bundle-cpu-fp32", "--source", "phantom", "--headless",
+               "--frames", 20, "--json-out", work / "run.jsonl")
+        rows = [json.loads(line) for line in (work / "run.jsonl").read_text().splitlines() if line.strip()]
+        steps["run"] = {"frames": sum(1 for r in rows if "index" in r)}
+    except RuntimeError as exc:
+        steps["error"] = str(exc)
+    steps["passed"] = steps.get("compress") == "ok" and steps.get("export-cpu-fp32") == "ok" and \
+        isinstance(steps.get("run"), dict) and steps["run"]["frames"] > 0
+    return steps
+
+
+def _check(res: dict) -> list[dict]:
+    q = " (quick run: not the target's size)" if res["quick"] else ""
+    u = res["unseen"]
+    rows = [{"what": f"found net's {u['metric']} on unseen sweeps vs ResNet8's, at <= half its latency{q}",
+             "target": f">= {TARGETS['points_vs_resnet8']} points", "got": u["points_vs_resnet8"],
+             "latency": f"{u['found_ms']} ms vs {res['resnet8_ms']} ms (budget {res['budget_ms']})",
+             "passed": u["points_vs_resnet8"] >= TARGETS["points_vs_resnet8"] and u["found_ms"] <= res["budget_ms"]}]
+    if "latency_model" in res:
+        e = res["latency_model"]["median_abs_pct"]
+        rows.append({"what": f"latency model median abs error on {res['latency_model']['n']} random nets",
+                     "target": f"<= {TARGETS['latency_model_error_pct']}%", "got": e,
+                     "passed": e is not None and e <= TARGETS["latency_model_error_pct"]})
+    minutes = round(res["seconds"]["nas"] / 60, 2)
+    rows.append({"what": f"{res['trials']}-trial search with {res['workers']} workers, wall time{q}",
+                 "target": f"<= {TARGETS['search_minutes']} min (40 trials, 2 workers)", "got": minutes,
+                 "passed": minutes <= TARGETS["search_minutes"]})
+    rows.append({"what": "found checkpoint through compress, export and edgekit run", "target": "all succeed",
+                 "got": {k: v for k, v in res["chain"].items() if k != "passed"}, "passed": res["chain"]["passed"]})
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/bench_nas.json")
+    p.add_argument("--task", default="plane", choices=("plane", "orientation"))
+    p.add_argument("--trials", type=int, default=40)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--latency-archs", type=int, default=20, help="random nets to fit and to score the latency model on (0: skip)")
+    p.add_argument("--work", default=None, help="working folder (default: a temporary one)")
+    p.add_argument("--reuse", action="store_true", help="reuse data and the ResNet8 checkpoint in --work")
+    p.add_argument("--quick", action="store_true", help="small data and epochs: the path end to end in minutes")
+    a = p.parse_args()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_nas_") as tmp:
+        work = Path(a.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        res = run(work, a.task, a.trials, a.workers, a.quick, a.reuse, a.latency_archs)
+    res["total_seconds"] = round(time.perf_counter() - t0, 1)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    for row in res["targets"]:
+        print(f"{'PASS' if row['passed'] else 'FAIL'}  {row['what']}: {row['got']} (target {row['target']})")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
