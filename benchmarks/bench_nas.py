@@ -28,22 +28,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_sweeps import TRAIN, UNSEEN, _timed  # the sweep-quality issue's data: 48 fetuses, 16 unseen
 
 SIZE = (130, 224)
 INPUT = (64, 64)
-FULL = {"train": {"frames": 3200, "streams": 16, "seed": 0}, "unseen": {"frames": 1600, "streams": 8, "seed": 1000},
+FULL = {"train": TRAIN, "unseen": UNSEEN,
         "proxy_epochs": 3, "epochs": 8, "finetune_epochs": 3}
 QUICK = {"train": {"frames": 800, "streams": 8, "seed": 0}, "unseen": {"frames": 400, "streams": 4, "seed": 1000},
          "proxy_epochs": 2, "epochs": 3, "finetune_epochs": 1}
 TARGETS = {"points_vs_resnet8": -1.0, "latency_model_error_pct": 10.0, "search_minutes": 30.0}
-
-
-def _timed(results: dict, name: str, fn, *args, **kwargs):
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    results.setdefault("seconds", {})[name] = round(time.perf_counter() - t0, 1)
-    print(f"[{name}] {results['seconds'][name]} s", file=sys.stderr, flush=True)
-    return out
 
 
 def _edgekit(*args, capture: bool = False) -> subprocess.CompletedProcess:
