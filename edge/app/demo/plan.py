@@ -43,8 +43,11 @@ class DemoPlan:
     detector_int8: bool = True
     detector_qat_epochs: int = 0
     ratio: float = 0.5                           # structured pruning: fraction of prunable weights removed
-    compress_frames: int = 500                   # training frames for fine-tuning, calibration and QAT
-    finetune_epochs: int = 2                     # the last at lr/10, so BatchNorm statistics settle
+    # training frames for fine-tuning, calibration and QAT: all of them (i.i.d. and sweeps). On the first
+    # 500 for 2 epochs the pruned plane model called the loop's sweep right on 0.77 of frames (state 0.79,
+    # retrieval precision 0.70); on all 1600 for 3 epochs 0.92 (state 0.96, precision 0.93).
+    compress_frames: int = 1600
+    finetune_epochs: int = 3                     # the last at lr/10, so BatchNorm statistics settle
     unpruned_int8: bool = False                  # the sweep's extra INT8 of the unpruned model: not bundled
     latency_rounds: int = 10
     parity_frames: int | None = None             # None: export's defaults (100 per classifier, 16 boxes)
