@@ -81,7 +81,7 @@ class SweepSettings:
     method: str = "structured"
     int8: bool = True
     unpruned_int8: bool = True
-    finetune_epochs: int = 3
+    finetune_epochs: int = 4
     qat_epochs: int | None = None
     lr: float = 5e-4
     qat_lr: float | None = None

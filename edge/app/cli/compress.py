@@ -21,7 +21,7 @@ def compress_cmd(
     method: str = typer.Option("structured", "--method", help="structured (channels, torch-pruning), "
                                "unstructured (global L1) or 2:4 (Ampere/Orin sparse tensor cores)."),
     int8: bool = typer.Option(True, "--int8/--no-int8", "--qat", help="Also write INT8 QAT (ModelOpt) variants."),
-    epochs: int = typer.Option(3, "--finetune-epochs", help="Fine-tuning epochs after pruning and for QAT."),
+    epochs: int = typer.Option(4, "--finetune-epochs", help="Fine-tuning epochs after pruning and for QAT."),
     qat_epochs: Optional[int] = typer.Option(None, "--qat-epochs", help="INT8 fine-tuning epochs after "
                                              "calibration (default: --finetune-epochs; 0: calibration only)."),
     lr: float = typer.Option(5e-4, "--lr", help="Fine-tuning learning rate after pruning (QAT uses a tenth)."),
