@@ -17,3 +17,10 @@ def test_readme_quickstart_is_two_commands_and_ci_runs_the_test_one():
     assert cmds[1] in ci, "the README's test command and .ci/run have drifted apart"
     assert "pytest" in cmds[1]
     assert "pip install" in cmds[0]
+
+
+def test_ci_stops_when_the_readme_test_command_fails():
+    """`set -e` ignores a failure inside an && list: a failing ruff would skip pytest and CI would go on."""
+    test_cmd = _commands()[1]
+    line = next(l for l in (REPO / ".ci" / "run").read_text().splitlines() if test_cmd in l)
+    assert line.rstrip().endswith("|| exit 1"), line

@@ -109,5 +109,6 @@ def test_more_than_sixteen_streams_get_distinct_names(tmp_path):
     summary = synth(tmp_path / "many", frames=18, seed=0, size=(24, 32), streams=18)
     names = list(summary["streams"])
     assert len(set(names)) == 18
-    assert names[16] == names[0] + "_2" and names[17] == names[1] + "_2"
+    assert names[16] == names[0] + "_2"
+    assert names[17] == names[1] + "_2"
     assert (tmp_path / "many" / "annotations" / names[16] / "annotations.xml").is_file()
