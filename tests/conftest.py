@@ -41,6 +41,15 @@ def no_torch_environ() -> dict:
     return env
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Leave no torch-blocking site folder behind in the temp dir."""
+    import shutil
+
+    for site in _NO_TORCH_SITE:
+        shutil.rmtree(site, ignore_errors=True)
+    _NO_TORCH_SITE.clear()
+
+
 @pytest.fixture
 def no_torch_env() -> dict:
     return no_torch_environ()
