@@ -3,7 +3,6 @@ small image) against the float implementation it replaced, within the tolerance 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,42 +12,12 @@ import edge.core.preprocess as pp
 from edge.core.errors import BadInputError
 from edge.core.phantom import sample
 from edge.core.preprocess import default_spec, pixels, preprocess
+from tests.conftest import SHARED_DATA
+from tests.edge.core.preprocess_reference import old_preprocess
 
 PIXEL_TOL = 1.0          # 0..255 units, before normalisation (measured: 0.81 linear/area, 0.5 cubic, 0 nearest)
-SONONET_FRAMES = Path("/work/shared/data/sononet16/frames")
+SONONET_FRAMES = SHARED_DATA / "sononet16" / "frames"
 INTERPOLATIONS = ("linear", "cubic", "area", "nearest")
-
-
-# --- the implementation before issue 13, kept as the reference: float32 grey at full size, then resize
-def _ref_grey(frame):
-    if frame.ndim == 2:
-        return frame.astype(np.float32, copy=False)
-    return frame[..., :3].astype(np.float32).mean(axis=2) if frame.shape[2] > 1 else frame[..., 0].astype(np.float32)
-
-
-def reference(frame, spec, normalise=True):
-    frame = pp.crop_roi(np.asarray(frame), spec.get("roi"))
-    h, w = (int(v) for v in spec["resize"])
-    interp = pp.INTERPOLATIONS[spec.get("interpolation", "linear")]
-    if spec.get("grey", True):
-        img = _ref_grey(frame)
-        if img.shape != (h, w):
-            img = cv2.resize(img, (w, h), interpolation=interp)
-        chw = img[None]
-    else:
-        img = frame if frame.ndim == 3 else frame[..., None]
-        img = cv2.resize(img, (w, h), interpolation=interp) if img.shape[:2] != (h, w) else img
-        chw = np.ascontiguousarray(np.atleast_3d(img).astype(np.float32).transpose(2, 0, 1))
-    if not normalise:
-        return chw
-    norm = spec["normalize"]
-    scale = float(norm.get("scale", 255.0))
-    if norm["mode"] == "zscore":
-        std = float(chw.std())
-        return (scale * (chw - chw.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
-    mean = np.asarray(norm.get("mean", [0.0]), np.float32).reshape(-1, 1, 1)
-    std = np.asarray(norm.get("std", [1.0]), np.float32).reshape(-1, 1, 1)
-    return ((chw / scale - mean) / std).astype(np.float32)
 
 
 def spec(size, interpolation="linear", roi=None, grey=True, normalize=None):
@@ -92,23 +61,23 @@ def test_matches_the_float_reference_within_tolerance(interpolation):
     for name, img in frames().items():
         for size in SIZES if img.shape[0] < 150 else SIZES[:3]:
             s = spec(size, interpolation)
-            got, ref = pixels(img, s), reference(img, s, normalise=False)
+            got, ref = pixels(img, s), old_preprocess(img, s, normalise=False)
             assert got.shape == ref.shape == (1, *size)
             assert got.dtype == np.float32
             diff = float(np.abs(got - ref).max())
             assert diff <= (0.0 if interpolation == "nearest" else PIXEL_TOL), (name, size, diff)
             x = preprocess(img, s)                                  # meanstd 0.5 / 0.25 x 255
-            assert float(np.abs(x - reference(img, s)).max()) <= PIXEL_TOL / (255 * 0.25) + 1e-6, (name, size)
+            assert float(np.abs(x - old_preprocess(img, s)).max()) <= PIXEL_TOL / (255 * 0.25) + 1e-6, (name, size)
 
 
 def test_roi_and_zscore_as_sononet():
     img = frames().get("sononet", edged(735, 975))
     s = spec((288, 224), "cubic", roi=[115, 734, 81, 874], normalize={"mode": "zscore", "scale": 255.0})
-    ref_pixels = reference(img, s, normalise=False)
+    ref_pixels = old_preprocess(img, s, normalise=False)
     got = preprocess(img, s)
     assert got.shape == (1, 288, 224)
     sigma = float(ref_pixels.std())
-    assert float(np.abs(got - reference(img, s)).max()) <= 2 * 255.0 * PIXEL_TOL / sigma
+    assert float(np.abs(got - old_preprocess(img, s)).max()) <= 2 * 255.0 * PIXEL_TOL / sigma
     assert float(np.abs(pixels(img, s) - ref_pixels).max()) <= 0.5 + 1e-4  # cubic: int16, no clipping
 
 
@@ -116,18 +85,18 @@ def test_full_hd_colour_frame():
     img = cv2.resize(frames()["rgb"], (1920, 1080), interpolation=cv2.INTER_LINEAR)
     for interpolation in INTERPOLATIONS:
         s = spec((64, 64), interpolation)
-        assert float(np.abs(pixels(img, s) - reference(img, s, False)).max()) <= PIXEL_TOL
+        assert float(np.abs(pixels(img, s) - old_preprocess(img, s, False)).max()) <= PIXEL_TOL
 
 
 def test_unchanged_where_nothing_rounds():
     f = frames()
     for img in (f["rgb"][:64, :64], f["bgra"][:32, :32], f["grey"][:32, :32]):   # already the model's size
         s = spec(img.shape[:2])
-        assert np.array_equal(preprocess(img, s), reference(img, s))
+        assert np.array_equal(preprocess(img, s), old_preprocess(img, s))
     colour = spec((61, 47), grey=False, normalize={"mode": "meanstd", "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]})
-    assert np.array_equal(preprocess(f["edged_rgb"], colour), reference(f["edged_rgb"], colour))  # colour: as before
+    assert np.array_equal(preprocess(f["edged_rgb"], colour), old_preprocess(f["edged_rgb"], colour))  # colour: as before
     floats = f["edged_rgb"].astype(np.float32)                           # float frames: no rounding
-    assert float(np.abs(preprocess(floats, spec((32, 32))) - reference(floats, spec((32, 32)))).max()) < 1e-4
+    assert float(np.abs(preprocess(floats, spec((32, 32))) - old_preprocess(floats, spec((32, 32)))).max()) < 1e-4
 
 
 def test_resizes_the_integer_frame_never_a_full_size_float(monkeypatch):
