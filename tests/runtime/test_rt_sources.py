@@ -10,8 +10,9 @@ import pytest
 from edge.core.errors import BadInputError, EdgekitError, MissingFileError
 from runtime.sources import SOURCES, Frame, Source, open_source
 from runtime.sources.folder import FolderSource
+from tests.conftest import SHARED_DATA
 
-SONONET_FRAMES = Path("/work/shared/data/sononet16/frames")
+SONONET_FRAMES = SHARED_DATA / "sononet16" / "frames"
 
 
 def write_video(path: Path, images, fps: float = 25.0) -> Path:

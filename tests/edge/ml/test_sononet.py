@@ -1,5 +1,4 @@
 """SonoNet: the architecture of seed Fig. 2, the export flag, and the released checkpoint on real frames."""
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -9,8 +8,9 @@ import torch
 from edge.ml.checkpoint import load_model, save_checkpoint
 from edge.ml.models import create_model
 from edge.core.preprocess import preprocess
+from tests.conftest import SHARED_DATA
 
-DATA = Path("/work/shared/data/sononet16")
+DATA = SHARED_DATA / "sononet16"
 TRUE_CLASS = {"ABDOMINAL": "Abdominal", "BRAIN-CB": "Brain (Cb.)", "FEMUR": "Femur", "LVOT": "LVOT"}
 needs_data = pytest.mark.skipif(not (DATA / "SonoNet16.pth").is_file(), reason="shared SonoNet data missing")
 
