@@ -130,12 +130,9 @@ class ModelRunner:
             self._geometry = (shape, Geometry.of(shape, self.entry.preprocess))
         return self._geometry[1]
 
-    def postprocess(self, image_shape, outputs: dict) -> ModelOutput:
-        """The model's answer in frame pixels (see `answer`, which also returns its confidences)."""
-        return self.answer(image_shape, outputs)[0]
-
     def answer(self, image_shape, outputs: dict) -> tuple[ModelOutput, np.ndarray | None]:
-        """(the answer, the smoothed class confidences or None: a detector that found boxes has none)."""
+        """(the model's answer in frame pixels, the smoothed class confidences or None: a detector that
+        found boxes has none)."""
         e = self.entry
         out = ModelOutput(e.name, e.kind)
         probs = None
