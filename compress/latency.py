@@ -65,10 +65,13 @@ def _feed(session) -> dict:
 
 def measure_latency(onnx_files: dict, rounds: int = 30, runs_per_round: int = 5, warmup: int = 5,
                     threads: int = 1, progress=None) -> dict:
-    """{name: {median_ms, p90_ms, runs}} for every ONNX file, timed in interleaved rounds.
+    """{name: {median_ms, p90_ms, runs, threads}} for every ONNX file, timed in interleaved rounds.
 
     `threads` is ONNX Runtime's intra-op thread count (1: steadier on a shared machine and closest to
-    a per-stream budget); `progress(done, total)` is called after each round.
+    a per-stream budget); `progress(done, total)` is called after each round. With one thread ORT
+    computes on the calling thread, so its CPU time is also kept (`cpu_median_ms`, `cpu_p90_ms`):
+    what the net takes on a core of its own, which other processes on a shared machine do not inflate
+    (`compress.nas` budgets on it).
     """
     sessions = {name: ort_session(p, threads) for name, p in onnx_files.items()}
     feeds = {name: _feed(s) for name, s in sessions.items()}
@@ -76,16 +79,22 @@ def measure_latency(onnx_files: dict, rounds: int = 30, runs_per_round: int = 5,
         for _ in range(warmup):
             s.run(None, feeds[name])
     times = {name: [] for name in sessions}
+    cpu = {name: [] for name in sessions}
     order = list(sessions)
     for r in range(rounds):
         # alternate direction each round so no variant always runs right after the same neighbour
         for name in (order if r % 2 == 0 else order[::-1]):
             s, feed = sessions[name], feeds[name]
             for _ in range(runs_per_round):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 s.run(None, feed)
+                cpu[name].append((time.thread_time() - c0) * 1e3)
                 times[name].append((time.perf_counter() - t0) * 1e3)
         if progress:
             progress(r + 1, rounds)
-    return {name: {"median_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90)), "runs": len(t),
-                   "threads": threads} for name, t in times.items()}
+    out = {name: {"median_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90)), "runs": len(t),
+                  "threads": threads} for name, t in times.items()}
+    if threads == 1:
+        for name, c in cpu.items():
+            out[name].update(cpu_median_ms=float(np.median(c)), cpu_p90_ms=float(np.percentile(c, 90)))
+    return out

@@ -208,30 +208,13 @@ def cross_validate(archs: list[Arch], ms, folds: int = 5, seed: int = 0, in_chan
 # wall-clock median is recorded beside it.
 def time_onnx(files: dict, rounds: int = 20, runs_per_round: int = 5, warmup: int = 5) -> dict:
     """{name: {"median_ms", "wall_ms", "p90_ms", "runs"}} for ONNX files, in interleaved rounds (house
-    timing: `compress.latency`'s sessions, one intra-op thread, batch 1); median_ms is thread CPU time."""
-    import time
+    timing: `compress.latency.measure_latency`, one intra-op thread, batch 1); median_ms is thread CPU time."""
+    from compress.latency import measure_latency
 
-    from compress.latency import _feed, ort_session
-
-    sessions = {name: ort_session(p, 1) for name, p in files.items()}
-    feeds = {name: _feed(s) for name, s in sessions.items()}
-    for name, s in sessions.items():
-        for _ in range(warmup):
-            s.run(None, feeds[name])
-    cpu = {name: [] for name in sessions}
-    wall = {name: [] for name in sessions}
-    order = list(sessions)
-    for r in range(rounds):
-        for name in (order if r % 2 == 0 else order[::-1]):
-            s, feed = sessions[name], feeds[name]
-            for _ in range(runs_per_round):
-                t0, c0 = time.perf_counter(), time.thread_time()
-                s.run(None, feed)
-                cpu[name].append((time.thread_time() - c0) * 1e3)
-                wall[name].append((time.perf_counter() - t0) * 1e3)
-    return {name: {"median_ms": round(float(np.median(cpu[name])), 4), "p90_ms": round(float(np.percentile(cpu[name], 90)), 4),
-                   "wall_ms": round(float(np.median(wall[name])), 4), "runs": len(cpu[name]), "clock": "thread CPU time"}
-            for name in sessions}
+    lat = measure_latency(files, rounds=rounds, runs_per_round=runs_per_round, warmup=warmup, threads=1)
+    return {name: {"median_ms": round(v["cpu_median_ms"], 4), "p90_ms": round(v["cpu_p90_ms"], 4),
+                   "wall_ms": round(v["median_ms"], 4), "runs": v["runs"], "clock": "thread CPU time"}
+            for name, v in lat.items()}
 
 
 def measure_models(models: dict, rounds: int = 20, lock=None) -> dict:
