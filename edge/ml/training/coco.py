@@ -49,13 +49,9 @@ def _detections(predictions) -> list[dict]:
                                    np.asarray(p["labels"]).reshape(-1))]
 
 
-def _value(v) -> float | None:
-    """COCO marks 'no ground truth to score' as -1; say None instead of a fake number."""
-    return None if v is None or v < 0 else float(v)
-
-
-def detection_metrics(targets, predictions, labels) -> dict:
-    """mAP (.50:.95), mAP50, mAP75, mAR (AR@100) and AP per class, one entry per image on each side."""
+def _evaluated(targets, predictions, labels):
+    """(summary without scores, COCOeval with each image matched) for one entry per image on each side;
+    the COCOeval is None when there is nothing to match (no detection or no ground truth)."""
     from pycocotools.cocoeval import COCOeval
 
     gt, dts = coco_ground_truth(targets, labels), _detections(predictions)
@@ -64,17 +60,69 @@ def detection_metrics(targets, predictions, labels) -> dict:
     if not dts or not n_gt:   # loadRes cannot take an empty list; nothing found scores 0
         zero = 0.0 if n_gt else None
         return {**out, "mAP": zero, "mAP50": zero, "mAP75": zero, "mAR": zero,
-                "per_class_AP": {n: zero for n in labels}}
+                "per_class_AP": {n: zero for n in labels}}, None
     with contextlib.redirect_stdout(io.StringIO()):
         ev = COCOeval(gt, gt.loadRes(dts), iouType="bbox")
         ev.evaluate()
+    return out, ev
+
+
+def _scores(ev, out: dict, labels) -> dict:
+    """accumulate() on `ev`'s images, read as COCOeval.summarize() reads it for area 'all' and 100
+    detections: mAP (.50:.95), mAP50, mAP75, mAR and AP per class (-1, no ground truth, is None)."""
+    with contextlib.redirect_stdout(io.StringIO()):
         ev.accumulate()
-        ev.summarize()
-    # precision: [iou thresholds, recall points, categories, area ranges, max dets]; area 'all', 100 dets
-    per_class = {}
-    for k, name in enumerate(labels):
-        p = ev.eval["precision"][:, :, k, 0, -1]
-        per_class[name] = _value(float(p[p > -1].mean()) if (p > -1).any() else -1)
-    s = ev.stats
-    return {**out, "mAP": _value(s[0]), "mAP50": _value(s[1]), "mAP75": _value(s[2]), "mAR": _value(s[8]),
-            "per_class_AP": per_class}
+    p = ev.params
+    a, m = p.areaRngLbl.index("all"), p.maxDets.index(100)
+    # precision: [iou thresholds, recall points, categories, area ranges, max dets]; recall without points
+    prec, rec = ev.eval["precision"][..., a, m], ev.eval["recall"][..., a, m]
+    at = {iou: int(np.argmin(np.abs(p.iouThrs - iou))) for iou in (0.5, 0.75)}
+    per_class = {name: _mean(prec[:, :, k]) for k, name in enumerate(labels)}
+    return {**out, "mAP": _mean(prec), "mAP50": _mean(prec[at[0.5]]), "mAP75": _mean(prec[at[0.75]]),
+            "mAR": _mean(rec), "per_class_AP": per_class}
+
+
+def _mean(x) -> float | None:
+    """COCO's mean over the scored cells (-1 marks a cell with no ground truth); None when none is."""
+    x = x[x > -1]
+    return float(x.mean()) if x.size else None
+
+
+def detection_metrics(targets, predictions, labels) -> dict:
+    """mAP (.50:.95), mAP50, mAP75, mAR (AR@100) and AP per class, one entry per image on each side."""
+    out, ev = _evaluated(targets, predictions, labels)
+    return out if ev is None else _scores(ev, out, labels)
+
+
+def resampled_metrics(targets, predictions, labels, draws):
+    """`detection_metrics` of each draw (a list of image indices, repeats allowed), one draw at a time.
+
+    pycocotools matches every image once (`evaluate`, the slow part); each draw then re-runs only
+    `accumulate` over its images, an image drawn twice counting twice, exactly as if the draw's
+    images had been scored as a dataset of their own. A bootstrap over streams costs one matching
+    instead of one per resample.
+    """
+    import copy
+
+    _, ev = _evaluated(targets, predictions, labels)
+    if ev is not None:
+        n_img, n_area = len(ev.params.imgIds), len(ev.params.areaRng)
+        a = ev.params.areaRngLbl.index("all")
+        all_area = ev.params.areaRng[a]
+        start = [(k * n_area + a) * n_img for k in range(len(ev.params.catIds))]   # evalImgs: [cat][area][image]
+        per_cat = [ev.evalImgs[j:j + n_img] for j in start]
+    for draw in draws:
+        draw = list(draw)
+        if ev is None:
+            yield _unscored(targets, predictions, labels, draw)
+            continue
+        e = copy.copy(ev)
+        e.params, e._paramsEval = copy.copy(ev.params), copy.copy(ev._paramsEval)
+        for q in (e.params, e._paramsEval):   # only area 'all' at 100 detections is read: accumulate no other
+            q.imgIds, q.areaRng, q.areaRngLbl, q.maxDets = list(range(len(draw))), [all_area], ["all"], [100]
+        e.evalImgs = [imgs[i] for imgs in per_cat for i in draw]
+        yield _scores(e, {"n": len(draw), "labels": list(labels)}, labels)
+
+
+def _unscored(targets, predictions, labels, draw) -> dict:
+    return detection_metrics([targets[i] for i in draw], [predictions[i] for i in draw], labels)

@@ -29,7 +29,6 @@ from edge.core.tasks import DETECTION, MULTI_LABEL, SINGLE_LABEL
 
 HEADLINES = ("accuracy", "exact_match", "label_accuracy", "macro_f1", "mAP", "mAP50", "mAP75", "mAR")
 SPLITS = ("test", "val", "all")
-DETECTION_RESAMPLES = 200     # each detection resample is a pycocotools run (~10 ms on a small split)
 
 
 def as_dataset(model, data):
@@ -109,7 +108,7 @@ def stream_report(task, preds: list, targets: list, groups, pooled: dict, *, spl
         warnings.append(f"{split} split is {len(names)} stream ({names[0] if names else '-'}): no confidence "
                         f"interval (one fetus says nothing about the next); hold out more streams")
         return {"streams": len(names), "per_stream": per_stream, "ci": None, "warnings": warnings}
-    b = resamples or (DETECTION_RESAMPLES if task.kind == DETECTION else M.RESAMPLES)
+    b = resamples or M.RESAMPLES
     ci = {"level": M.CI_LEVEL, "by": "stream", "resamples": b, "seed": seed, "streams": len(names)}
     if task.kind == DETECTION:
         ci.update(_detection_intervals(task, preds, targets, rows, b, seed))
@@ -154,18 +153,18 @@ def _num(x) -> float | None:
 
 
 def _detection_intervals(task, preds, targets, rows: dict, resamples: int, seed: int) -> dict:
-    """mAP/mAP50/mAR intervals: pycocotools on each resample of whole streams."""
+    """mAP/mAP50/mAR intervals over resamples of whole streams (pycocotools matches each frame once)."""
     from edge.ml.training import metrics as M
-    from edge.ml.training.coco import detection_metrics
+    from edge.ml.training.coco import resampled_metrics
 
     idx = list(rows.values())
-    draws = {"mAP": [], "mAP50": [], "mAR": []}
-    for counts in M.resample_counts(len(idx), resamples, seed):
-        frames = [i for g, k in enumerate(counts) for _ in range(k) for i in idx[g]]
-        m = detection_metrics([targets[i] for i in frames], [preds[i] for i in frames], task.labels)
-        for key in draws:
-            draws[key].append(np.nan if m[key] is None else m[key])
-    return {key: M.interval(v) for key, v in draws.items()}
+    draws = ([i for g, k in enumerate(counts) for _ in range(k) for i in idx[g]]
+             for counts in M.resample_counts(len(idx), resamples, seed))
+    values = {"mAP": [], "mAP50": [], "mAR": []}
+    for m in resampled_metrics(targets, preds, task.labels, draws):
+        for key in values:
+            values[key].append(np.nan if m[key] is None else m[key])
+    return {key: M.interval(v) for key, v in values.items()}
 
 
 def metrics_for(task, preds: list, targets: list) -> dict:

@@ -12,7 +12,7 @@ from edge.ml.training.evaluate import evaluate, evaluate_model, format_metrics, 
 from edge.ml.models.config import ModelConfig
 from edge.core.preprocess import default_spec
 from edge.core.tasks import get_task
-from edge.ml.training.coco import detection_metrics
+from edge.ml.training.coco import coco_ground_truth, detection_metrics, resampled_metrics
 from edge.ml.training.metrics import multi_label_metrics, single_label_metrics
 
 LABELS = ("AC", "BPD", "FL", "no plane")
@@ -79,6 +79,54 @@ def test_detection_ap_follows_iou_thresholds():
     nothing = detection_metrics(gt, [_det([], [], []), _det([], [], [])], ("head", "arms", "legs"))
     assert nothing["mAP"] == 0.0
     assert nothing["detections"] == 0
+
+
+def _random_detections(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    gt, dt = [], []
+    for _ in range(n):
+        k, m = rng.integers(0, 4), rng.integers(0, 6)
+        xy = rng.uniform(0, 100, (k, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(5, 60, (k, 2))], 1)
+        gt.append(_det(boxes.tolist(), rng.integers(1, 4, k).tolist()))
+        near = boxes[rng.integers(0, k, m)] + rng.normal(0, 4, (m, 4)) if k else rng.uniform(0, 100, (m, 4))
+        near[:, 2:] = np.maximum(near[:, 2:], near[:, :2] + 1)
+        dt.append(_det(near.tolist(), rng.integers(1, 4, m).tolist(), rng.uniform(0, 1, m).round(2).tolist()))
+    return gt, dt
+
+
+def _coco_summary(gt, dt, labels) -> list:
+    """pycocotools end to end on its own: evaluate, accumulate, summarize."""
+    import contextlib
+    import io
+
+    from pycocotools.cocoeval import COCOeval
+
+    from edge.ml.training.coco import _detections
+
+    coco = coco_ground_truth(gt, labels)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(coco, coco.loadRes(_detections(dt)), iouType="bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return [ev.stats[i] for i in (0, 1, 2, 8)]
+
+
+def test_resampled_metrics_equal_scoring_each_draw_as_its_own_dataset():
+    labels = ("head", "arms", "legs")
+    gt, dt = _random_detections(120)
+    rng = np.random.default_rng(1)
+    draws = [rng.integers(0, 120, 120).tolist() for _ in range(4)] + [[5, 5, 5, 7], list(range(120))]
+    for draw, m in zip(draws, resampled_metrics(gt, dt, labels, draws)):
+        sub_gt, sub_dt = [gt[i] for i in draw], [dt[i] for i in draw]
+        assert [m[k] for k in ("mAP", "mAP50", "mAP75", "mAR")] == _coco_summary(sub_gt, sub_dt, labels)
+        assert m["per_class_AP"] == detection_metrics(sub_gt, sub_dt, labels)["per_class_AP"]
+        assert m["n"] == len(draw)
+    # nothing detected anywhere: every draw with ground truth scores 0, one without has no score
+    empty = [_det([], [], [])] * 3
+    gt3 = [_det([[0, 0, 10, 10]], [1]), _det([], []), _det([], [])]
+    assert [m["mAP"] for m in resampled_metrics(gt3, empty, labels, [[0, 1], [1, 2]])] == [0.0, None]
 
 
 class _Oracle(nn.Module):
