@@ -31,6 +31,7 @@ from edge.core.errors import BadInputError
 from edge.core.tasks import DETECTION
 from export.atomic import check_destination, claim, staged_dir
 from export.manifest import MANIFEST, SCHEMA_VERSION, fallback_entry, model_entry, validate, write_manifest
+from runtime.bundle import sha256_file
 
 PARITY_FRAMES = {"classifier": 100, "detection": 32}
 
@@ -65,30 +66,64 @@ def model_bytes(stats: dict, precision: str) -> int:
     return int(stats["weights_bytes"][precision] + stats["activation_bytes"] * BYTES_PER[precision] / 4)
 
 
+def _parity_set(model, kind: str, n_frames: int | None) -> tuple:
+    from export.parity import phantom_set
+
+    n = n_frames or PARITY_FRAMES["detection" if kind == DETECTION else "classifier"]
+    labels = model.edge_config.labels if kind == DETECTION else None
+    return phantom_set(model.edge_config.preprocess, n, labels=labels)
+
+
+def _ort_form(model, path: Path, kind: str, inputs, truth) -> tuple[dict, str | None]:
+    """Write the ONNX Runtime INT8 form at `path`: (its onnx info, None) when it keeps parity, else
+    (info, why it missed)."""
+    from export.onnx import export_onnx
+    from export.parity import check_parity
+
+    info = export_onnx(model, path, "int8", int8_form="onnxruntime")
+    parity = check_parity(model, path, "int8", inputs, kind, truth=truth, raise_on_fail=False)
+    if parity["passed"]:
+        info["parity"] = parity
+        return info, None
+    return info, f"{parity['metric']} = {parity[parity['metric']]:.6g}, required {parity['required']}"
+
+
 def _export_one(model, name: str, precision: str, kind: str, tmp: Path, n_frames: int | None,
                 int8_form: str = "tensorrt", log=lambda msg: None) -> tuple:
     """(onnx info, sha256, parity) of one ONNX file; the ONNX Runtime INT8 form falls back to the
     TensorRT form (exact, but run by ORT as fake quantisation) when it misses the parity gate."""
     from export.onnx import export_onnx
-    from export.parity import check_parity, phantom_set
-    from runtime.bundle import sha256_file
+    from export.parity import check_parity
 
-    n = n_frames or PARITY_FRAMES["detection" if kind == DETECTION else "classifier"]
-    labels = model.edge_config.labels if kind == DETECTION else None
-    inputs, truth = phantom_set(model.edge_config.preprocess, n, labels=labels)
+    inputs, truth = _parity_set(model, kind, n_frames)
     path = tmp / f"{name}.{precision}.onnx"
-    info = export_onnx(model, path, precision, int8_form=int8_form)
     if precision == "int8" and int8_form != "tensorrt":
-        parity = check_parity(model, path, precision, inputs, kind, truth=truth, raise_on_fail=False)
-        if parity["passed"]:
-            return info, sha256_file(path), parity
-        why = f"{parity['metric']} = {parity[parity['metric']]:.6g}, required {parity['required']}"
+        info, why = _ort_form(model, path, kind, inputs, truth)
+        if why is None:
+            return info, sha256_file(path), info.pop("parity")
         log(f"warning: {name}: the {int8_form} INT8 form missed parity ({why}); shipping the tensorrt form, "
             f"which ONNX Runtime runs slower (fake quantisation)")
         info = export_onnx(model, path, precision, int8_form="tensorrt")
         info["int8"]["refused"] = {"form": int8_form, "parity": why}
+    else:
+        info = export_onnx(model, path, precision, int8_form=int8_form)
     parity = check_parity(model, path, precision, inputs, kind, truth=truth)
     return info, sha256_file(path), parity
+
+
+def _ort_variant(model, name: str, kind: str, tmp: Path, n_frames: int | None, log) -> tuple | None:
+    """Beside a TensorRT-form INT8 model, its ONNX Runtime form for the device's ORT CPU backend, which
+    runs the TensorRT form as fake quantisation, slower than fp32 (`runtime.backends.ort`). None, with a
+    warning, when it misses parity: that backend then runs the TensorRT form."""
+    inputs, truth = _parity_set(model, kind, n_frames)
+    path = tmp / f"{name}.int8-ort.onnx"
+    info, why = _ort_form(model, path, kind, inputs, truth)
+    if why is None:
+        return info, sha256_file(path), info.pop("parity")
+    path.unlink()
+    log(f"warning: {name}: the onnxruntime INT8 form missed parity ({why}); on a device without TensorRT, "
+        f"ONNX Runtime will run the tensorrt form, slower than fp32")
+    return None
 
 
 def export_bundle(checkpoints: list, target: str, precision: str, out, force: bool = False,
@@ -141,6 +176,11 @@ def _export(checkpoints, t, precision, out, force, parity_frames, log, model) ->
             if fallback:
                 log(f"{name}: fallback -> {name}.{fallback}.onnx")
                 entry["fallbacks"] = [fallback_entry(*_export_one(twin, name, fallback, kind, tmp, parity_frames))]
+            if precision == "int8" and info["int8"]["form"] == "tensorrt":
+                variant = _ort_variant(net, name, kind, tmp, parity_frames, log)
+                if variant is not None:
+                    log(f"{name}: for ONNX Runtime on the CPU -> {name}.int8-ort.onnx")
+                    entry["fallbacks"] = [*entry.get("fallbacks", []), fallback_entry(*variant)]
             entries.append(entry)
         manifest = {"schema_version": SCHEMA_VERSION, "edgekit_version": __version__, "created": utc_now(),
                     "target": t.name, "precision": precision, "warnings": check.warnings, "models": entries}

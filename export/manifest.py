@@ -4,10 +4,12 @@ The manifest is validated against the runtime's schema (`runtime/manifest.schema
 bundle is published, so export never writes a bundle the device would refuse. Beyond the schema's
 fields an entry may carry `fallbacks`: the same model at another precision, for the devices of a
 family that cannot run the primary one (a Jetson Nano has no INT8: it builds its engine from the
-fp16 fallback). Each fallback has its own `onnx`, `sha256`, tensors and `parity`. An int8 ONNX
-(primary or fallback) also carries `int8`: its form (`tensorrt` or `onnxruntime`, `export.onnx`), for
-the ONNX Runtime form what the rewrite did and the kernels ORT fused at export, and any layers the
-QAT checkpoint keeps float.
+fp16 fallback). An INT8 model in the TensorRT form also gets its ONNX Runtime form as a fallback
+(`<name>.int8-ort.onnx`), which the device's ONNX Runtime CPU backend runs instead (ORT runs the
+TensorRT form as fake quantisation, slower than fp32). Each fallback has its own `onnx`, `sha256`,
+tensors and `parity`. An int8 ONNX (primary or fallback) also carries `int8`: its form (`tensorrt` or
+`onnxruntime`, `export.onnx`), for the ONNX Runtime form what the rewrite did and the kernels ORT
+fused at export, and any layers the QAT checkpoint keeps float.
 """
 from __future__ import annotations
 
@@ -80,13 +82,14 @@ def summary_rows(manifest: dict) -> list[dict]:
         for variant in [m, *m.get("fallbacks", [])]:
             p = variant.get("parity") or {}
             metric = p.get("metric")
+            ort = (variant.get("int8") or {}).get("form") == "onnxruntime"    # ORT's form: never an engine
             rows.append({"model": m["name"], "task": m["task"], "architecture": m.get("architecture"),
-                         "precision": variant["precision"], "onnx": variant["onnx"],
+                         "precision": variant["precision"] + ("/onnxruntime" if ort else ""), "onnx": variant["onnx"],
                          "mb": round(variant.get("bytes", 0) / 1e6, 2),
                          "macs_g": round(m.get("stats", {}).get("macs", 0) / 1e9, 3),
                          "parity": f"{metric}={p[metric]:.4g}" if metric else "-",
-                         "engines": sum(e.get("precision", m["precision"]) == variant["precision"]
-                                        for e in m.get("engines", []))})
+                         "engines": 0 if ort else sum(e.get("precision", m["precision"]) == variant["precision"]
+                                                      for e in m.get("engines", []))})
     return rows
 
 

@@ -78,7 +78,14 @@ class ModelEntry:
     engines: tuple[EngineEntry, ...] = ()
     architecture: str | None = None
     stats: dict = field(default_factory=dict)
-    fallbacks: tuple[dict, ...] = ()  # the same model at another precision: {precision, onnx (Path), sha256, ...}
+    # the same model at another precision or INT8 form: {precision, onnx (Path), sha256, int8, ...}
+    fallbacks: tuple[dict, ...] = ()
+    int8_form: str | None = None      # an int8 primary's form (`tensorrt`, `onnxruntime`); None when unrecorded
+
+    def ort_int8(self) -> Path | None:
+        """The ONNX Runtime INT8 form of a TensorRT-form INT8 model, when the bundle carries one."""
+        return next((f["onnx"] for f in self.fallbacks
+                     if f["precision"] == "int8" and (f.get("int8") or {}).get("form") == "onnxruntime"), None)
 
     def output(self, role: str) -> TensorSpec | None:
         """The output with this role (`logits`, `boxes`, `scores`, `labels`, `cam`), or None."""
@@ -146,7 +153,7 @@ def _model_from_dict(root: Path, d: dict) -> ModelEntry:
         outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
         preprocess=d["preprocess"], postprocess=dict(d.get("postprocess") or {}), engines=engines,
         architecture=d.get("architecture"), stats=dict(d.get("stats") or {}),
-        fallbacks=tuple(fallbacks))
+        fallbacks=tuple(fallbacks), int8_form=(d.get("int8") or {}).get("form"))
 
 
 def _verify_file(path: Path, expected: str, model: str) -> None:

@@ -152,6 +152,8 @@ def pick_variant(entry: dict, device: DeviceFacts) -> dict:
 
     cc = tuple(int(v) for v in device.compute_capability.split("."))
     for variant in [entry, *entry.get("fallbacks", [])]:
+        if (variant.get("int8") or {}).get("form") == "onnxruntime":
+            continue                        # ONNX Runtime's INT8 form (uint8 activations) is not for TensorRT
         if variant["precision"] != "int8" or cc >= INT8_MIN_CC:
             return variant
     raise UnsupportedError(f"model {entry['name']!r}: this GPU (compute capability {device.compute_capability}) "

@@ -1,6 +1,12 @@
 """ONNX Runtime backends: the CPU one runs anywhere; the CUDA and TensorRT execution providers run
 where the installed onnxruntime build has them (`onnxruntime-gpu`, or NVIDIA's Jetson wheels).
 
+INT8 on the CPU: ORT's integer kernels fuse only the ONNX Runtime form of an INT8 graph
+(`export.int8_ort`); the TensorRT form runs there as fake quantisation, slower than fp32. So the CPU
+backend runs a model's ONNX Runtime form when its bundle carries one (every TensorRT-target INT8
+export does, as a fallback), and says which form it runs in `describe()`. The CUDA and TensorRT
+providers run the primary file.
+
 `onnxruntime` is imported when a session is created, not at import time.
 """
 from __future__ import annotations
@@ -46,6 +52,17 @@ class OnnxRuntimeBackend(Backend):
             raise UnsupportedError(f"backend {self.name!r} cannot run here: {reason}")
         self.threads = threads
         self.session = None
+        self.onnx, self.int8_form = self._graph()
+
+    def _graph(self) -> tuple:
+        """(the ONNX file this backend runs, its INT8 form or None)."""
+        m = self.model
+        if m.precision != "int8":
+            return m.onnx, None
+        ort_form = m.ort_int8() if self.providers == (CPU,) else None
+        if ort_form is not None:
+            return ort_form, "onnxruntime"
+        return m.onnx, m.int8_form or "tensorrt"
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -65,9 +82,9 @@ class OnnxRuntimeBackend(Backend):
         if self.threads:
             options.intra_op_num_threads = self.threads
         try:
-            self.session = ort.InferenceSession(str(self.model.onnx), options, providers=list(self.providers))
+            self.session = ort.InferenceSession(str(self.onnx), options, providers=list(self.providers))
         except Exception as exc:  # ORT raises its own types for unreadable graphs
-            raise FileFormatError(f"onnxruntime cannot load {self.model.onnx.name} of model "
+            raise FileFormatError(f"onnxruntime cannot load {self.onnx.name} of model "
                                   f"{self.model.name!r}: {str(exc).splitlines()[0]}; re-export the bundle") from None
         self._check_graph()
         self._output_names = [o.name for o in self.session.get_outputs()]
@@ -77,7 +94,7 @@ class OnnxRuntimeBackend(Backend):
         def io(args):
             return [(a.name, a.shape, ort_dtype(a.type)) for a in args]
 
-        check_graph(self.model, self.model.onnx.name, io(self.session.get_inputs()), io(self.session.get_outputs()))
+        check_graph(self.model, self.onnx.name, io(self.session.get_inputs()), io(self.session.get_outputs()))
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._output_names, self.session.run(self._output_names, feed)))
@@ -87,7 +104,10 @@ class OnnxRuntimeBackend(Backend):
 
     def describe(self) -> str:
         used = self.session.get_providers()[0] if self.session is not None else self.providers[0]
-        return f"{self.name} ({used}, {self.model.precision})"
+        form = f" {self.int8_form} form" if self.int8_form else ""
+        slow = (": fake quantisation on the CPU, slower than fp32; the bundle has no ONNX Runtime form"
+                if used == CPU and self.int8_form == "tensorrt" else "")
+        return f"{self.name} ({used}, {self.model.precision}{form}{slow})"
 
 
 class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):

@@ -151,15 +151,45 @@ def test_jetson_int8_bundle_carries_fp16_fallback(ckpts, tmp_path):
     assert entry["qdq_pairs"] > 0
     assert entry["parity"]["reference"] == "pytorch-qat"
     assert entry["int8"] == {"form": "tensorrt"}            # ModelOpt's Q/DQ as TensorRT builds it
-    (fb,) = entry["fallbacks"]
+    fb, ort_form = entry["fallbacks"]
     assert fb["precision"] == "fp16"
     assert fb["parity"]["passed"]
     assert (tmp_path / "j" / fb["onnx"]).is_file()
+    # and its ONNX Runtime form, for a device that runs ORT on the CPU (no TensorRT there)
+    assert (ort_form["precision"], ort_form["onnx"], ort_form["int8"]["form"]) == ("int8", "plane.int8-ort.onnx",
+                                                                                   "onnxruntime")
+    assert ort_form["parity"]["passed"]
+    assert ort_form["int8"]["kernels"]["fused"]["QLinearConv"] > 0
     assert any("jetson-nano" in w for w in m["warnings"])
-    load_bundle(tmp_path / "j")
-    # a single device with INT8 gets only what it asked for
+    (model,) = load_bundle(tmp_path / "j").models
+    assert model.int8_form == "tensorrt"
+    assert model.ort_int8() == tmp_path / "j" / "plane.int8-ort.onnx"
+    # a single device with INT8 gets what it asked for, and the ORT form beside it
     m = export_bundle([ckpts["plane_qat"]], "jetson-orin-nano", "int8", tmp_path / "k", **FAST)
-    assert "fallbacks" not in m["models"][0]
+    assert [(f["precision"], f["int8"]["form"]) for f in m["models"][0]["fallbacks"]] == [("int8", "onnxruntime")]
+
+
+def test_ort_cpu_backend_runs_the_ort_form_of_a_jetson_int8_bundle(ckpts, tmp_path):
+    """ONNX Runtime on the CPU runs the TensorRT form as fake quantisation; it takes the ORT form."""
+    import numpy as np
+
+    from runtime.backends.ort import OnnxRuntimeBackend
+    from runtime.bundle import load_bundle
+
+    export_bundle([ckpts["plane_qat"]], "jetson-orin-nano", "int8", tmp_path / "k", **FAST)
+    (model,) = load_bundle(tmp_path / "k").models
+    with OnnxRuntimeBackend(model) as runner:
+        assert runner.onnx.name == "plane.int8-ort.onnx"
+        assert "int8 onnxruntime form)" in runner.describe()
+        x = np.zeros([d if isinstance(d, int) and d > 0 else 1 for d in model.inputs[0].shape], np.float32)
+        assert runner.infer({model.inputs[0].name: x})[model.outputs[0].name].shape == (1, len(model.labels))
+    # a bundle written before the ORT form existed: the TensorRT form runs, and the log line says it is slow
+    import dataclasses
+
+    old = dataclasses.replace(model, fallbacks=())
+    with OnnxRuntimeBackend(old) as runner:
+        assert runner.onnx.name == "plane.int8.onnx"
+        assert "tensorrt form: fake quantisation on the CPU, slower than fp32" in runner.describe()
 
 
 @pytest.mark.slow

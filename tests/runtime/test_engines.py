@@ -352,12 +352,18 @@ def test_build_engines_reads_the_bundle_through_load_bundle(plane_copy):
 
 
 def test_pick_variant_falls_back_where_int8_is_missing():
+    ort_form = {"precision": "int8", "onnx": "plane.int8-ort.onnx", "int8": {"form": "onnxruntime"}}
     entry = {"name": "plane", "precision": "int8", "onnx": "plane.int8.onnx",
-             "fallbacks": [{"precision": "fp16", "onnx": "plane.fp16.onnx"}]}
+             "fallbacks": [{"precision": "fp16", "onnx": "plane.fp16.onnx"}, ort_form]}
     assert pick_variant(entry, ORIN_30)["onnx"] == "plane.int8.onnx"
     assert pick_variant(entry, NANO)["onnx"] == "plane.fp16.onnx"
     with pytest.raises(UnsupportedError, match="cannot run int8 and the bundle has no fp16 fallback"):
         pick_variant({**entry, "fallbacks": []}, NANO)
+    # ONNX Runtime's INT8 form is never handed to TensorRT, not even where it comes first
+    assert pick_variant({**entry, "onnx": "x.fp16.onnx", "precision": "fp16", "fallbacks": [ort_form]},
+                        ORIN_30)["onnx"] == "x.fp16.onnx"
+    with pytest.raises(UnsupportedError):
+        pick_variant({**entry, "fallbacks": [ort_form]}, NANO)
 
 
 def test_build_engines_cli_prints_the_records(plane_copy, monkeypatch, capsys):

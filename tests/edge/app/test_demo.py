@@ -42,12 +42,13 @@ def test_quick_demo_bundles_hold_the_four_compressed_models(quick_demo):
     for m in int8.models:                       # Q/DQ from the QAT checkpoints, an fp16 twin beside
         ops = {n.op_type for n in onnx.load(str(m.onnx)).graph.node}
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops, m.name
-        assert [f["precision"] for f in m.fallbacks] == ["fp16"]
+        assert [(f["precision"], (f.get("int8") or {}).get("form")) for f in m.fallbacks] == [
+            ("fp16", None), ("int8", "onnxruntime")]        # and ORT's INT8 form for a CPU without TensorRT
     for m in fp32.models:                       # the pruned variant went in, not the baseline
         variants = {v["name"]: v for v in report["compress"][m.task]["variants"]}
         assert m.stats["params"] == variants["structured-50"]["params"] < variants["baseline"]["params"]
     parity = [m["parity"] for b in report["bundles"].values() for m in b["models"]]
-    assert len(parity) == 4 + 4 * 2
+    assert len(parity) == 4 + 4 * 3            # fp32; int8 with its fp16 twin and its ONNX Runtime form
     assert all(p["passed"] for p in parity)
 
 
