@@ -100,10 +100,19 @@ def _preload(samples: list) -> list:
     return out
 
 
-def proxy_train(model, data: ProxyData, settings: ProxySettings, should_stop=None, on_epoch=None) -> dict:
+def proxy_train(model, data: ProxyData, settings: ProxySettings, should_stop=None, on_epoch=None,
+                lock=None) -> dict:
     """Train `model` for `settings.epochs` (the last at lr/10) and score it on the val streams after each.
 
-    `should_stop(figure)` is asked after epoch 1; `on_epoch(epoch, figure)` after every epoch."""
+    `should_stop(figure)` is asked after epoch 1; `on_epoch(epoch, figure)` after every epoch; with
+    `lock` (`compress.nas.costs.TimingLock`) training pauses while another worker times a net."""
+    import contextlib
+
+    with (lock.training() if lock is not None else contextlib.nullcontext()) as between_batches:
+        return _proxy_train(model, data, settings, should_stop, on_epoch, between_batches)
+
+
+def _proxy_train(model, data: ProxyData, settings: ProxySettings, should_stop, on_epoch, between_batches) -> dict:
     import torch
 
     from edge.ml.training.fit import SELECT_BY, fit
@@ -118,7 +127,7 @@ def proxy_train(model, data: ProxyData, settings: ProxySettings, should_stop=Non
             group["lr"] = settings.lr / 10 if last else settings.lr
         history = fit(model, train_set, epochs=1, optimizer=opt, val_set=val_set, progress=False,
                       seed=settings.seed + epoch, batch_size=settings.batch_size, threads=settings.threads,
-                      step_size=10 ** 6)
+                      step_size=10 ** 6, between_batches=between_batches)
         best = history["best"]
         figures.append(float(best) if best is not None and math.isfinite(best) else 0.0)
         if on_epoch:
@@ -157,7 +166,8 @@ def evaluate_arch(arch, data: ProxyData, latency, budget: tuple[float, float], s
                    note=f"over {settings.skip_over:g}x the budget: not trained")
     else:
         res = proxy_train(model, data, settings, should_stop,
-                          (lambda e, f: on_step(f"epoch {e + 1}: {f:.3f}")) if on_step else None)
+                          (lambda e, f: on_step(f"epoch {e + 1}: {f:.3f}")) if on_step else None,
+                          lock=getattr(latency, "lock", None))
         rec.update(res, status="stopped" if res["stopped_early"] else "trained")
     rec["seconds"] = round(time.perf_counter() - t0, 2)
     return rec

@@ -123,6 +123,66 @@ def test_storages_open_or_fail_in_one_line(tmp_path):
         assert "\n" not in str(err.value)
 
 
+_TRAINER = """
+import json, sys, time
+from compress.nas.costs import TimingLock
+lock, out, seconds = TimingLock(sys.argv[1]), [], float(sys.argv[3])
+with lock.training() as between_batches:
+    print("training", flush=True)
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        between_batches()
+        start = time.monotonic()
+        while time.monotonic() - start < 0.005:      # a 5 ms batch
+            pass
+        out.append((start, time.monotonic()))
+open(sys.argv[2], "w").write(json.dumps(out))
+"""
+
+
+def test_a_timing_waits_for_no_other_worker_to_compute(tmp_path):
+    """Two workers: while one times a net, the other's training stops between batches."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from compress.nas.costs import TimingLock
+    from tests.conftest import REPO
+
+    lock = TimingLock(tmp_path / ".timing.lock")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    trainer = subprocess.Popen([sys.executable, "-c", _TRAINER, str(lock.path), str(tmp_path / "b.json"), "1.5"],
+                               stdout=subprocess.PIPE, text=True, env=env)
+    assert trainer.stdout.readline().strip() == "training"
+    time.sleep(0.2)
+    with lock.timing():
+        t0 = time.monotonic()
+        time.sleep(0.4)
+        t1 = time.monotonic()
+    assert trainer.wait(timeout=60) == 0
+    batches = json.loads((tmp_path / "b.json").read_text())
+    assert any(e < t0 for s, e in batches)                                          # it trained before
+    assert any(s > t1 for s, e in batches)                                          # and after
+    assert not [(s, e) for s, e in batches if s < t1 and e > t0]                    # and never during
+    assert not list(tmp_path.glob(".timing.lock.*"))                                # the flag is gone
+
+
+def test_a_flag_left_by_a_dead_worker_is_ignored(tmp_path):
+    import subprocess
+    import sys
+
+    from compress.nas.costs import TimingLock
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = TimingLock(tmp_path / ".timing.lock")
+    stale = tmp_path / f".timing.lock.{int(dead.stdout)}"
+    stale.touch()
+    with lock.training() as between_batches:
+        between_batches()                   # returns at once: that worker is gone
+    assert not stale.exists()
+
+
 # --- the device table ---------------------------------------------------------------------------------
 def test_a_device_table_from_archs_times_without_torch_and_feeds_the_search(tmp_path):
     from compress.nas.archs import export_archs

@@ -37,7 +37,8 @@ SELECT_BY = {"single_label": "macro_f1", MULTI_LABEL: "exact_match", DETECTION: 
 def fit(model, train_set, *, epochs: int, lr: float = 1e-3, batch_size: int = 32, step_size: int = 20,
         gamma: float = 0.1, val_set=None, progress: bool = True, num_workers: int = 0, seed: int = 0,
         optimizer: torch.optim.Optimizer | None = None, max_steps: int | None = None,
-        threads: int | None = None, balance: bool | None = None, patience: int | None = None) -> dict:
+        threads: int | None = None, balance: bool | None = None, patience: int | None = None,
+        between_batches=None) -> dict:
     """Train `model` in place on `train_set` (items (x, target) as `edge.ml.data.dataset.TaskDataset`
     gives them) and return its history.
 
@@ -50,7 +51,8 @@ def fit(model, train_set, *, epochs: int, lr: float = 1e-3, batch_size: int = 32
     epochs without a better one. `balance` samples single-label classes by the square root of their counts
     (`edge.ml.training.batches.make_loader`); None (the default) balances when the training set's
     largest class has more than 1.5 times the frames of its smallest (`wants_balance`). The model is
-    left in eval mode.
+    left in eval mode. `between_batches()`, when given, is called before each batch (a parallel search's
+    workers pause there while another times a net: `compress.nas.costs.TimingLock`).
 
     history: {"loss": [mean per epoch], "lr": [...], "val": [headline metrics per epoch],
               "epochs": n, "steps": n, "seconds": s, "balance": bool,
@@ -84,7 +86,7 @@ def fit(model, train_set, *, epochs: int, lr: float = 1e-3, batch_size: int = 32
             for epoch in range(epochs):
                 bar.describe(f"epoch {epoch + 1}/{epochs}")
                 history["lr"].append(opt.param_groups[0]["lr"])
-                history["loss"].append(_epoch(model, loader, opt, kind, history, max_steps, bar))
+                history["loss"].append(_epoch(model, loader, opt, kind, history, max_steps, bar, between_batches))
                 sched.step()
                 history["epochs"] = epoch + 1
                 if validate:
@@ -117,7 +119,7 @@ def _snapshot(model) -> dict:
             for k, v in model.state_dict().items()}
 
 
-def _epoch(model, loader, opt, kind, history, max_steps, bar) -> float:
+def _epoch(model, loader, opt, kind, history, max_steps, bar, between_batches=None) -> float:
     """One pass over `loader`; the mean training loss per sample."""
     from edge.ml.training.batches import batch_loss
 
@@ -125,6 +127,8 @@ def _epoch(model, loader, opt, kind, history, max_steps, bar) -> float:
     model.train()
     total, seen = 0.0, 0
     for batch in loader:
+        if between_batches is not None:
+            between_batches()
         loss, n = batch_loss(model, batch, kind, device)
         if not math.isfinite(loss.item()):
             raise EdgekitError(f"the training loss became {loss.item()} at step {history['steps'] + 1}; "
