@@ -3,11 +3,12 @@
     python benchmarks/bench_nas.py --out runs/bench_nas.json [--task plane] [--trials 40] [--workers 2]
                                    [--work DIR] [--reuse] [--quick]
 
-Steps (each timed): `data synth` of the training set (seed 0: 16 sweeps) and of an unseen set (seed
-1000: 8 sweeps of other fetuses); ResNet8's latency at 64x64, measured as the search measures (ONNX
+Steps (each timed): `data synth` of the training set and of an unseen set, as bench_sweeps makes them
+(4,800 frames of 48 fetuses, seed 0; 3,200 frames of 16 other fetuses, seed 1000); ResNet8's latency at 64x64, measured as the search measures (ONNX
 Runtime CPU, one thread, median thread CPU time), and the budget set to half of it; `edgekit nas`
 (the CLI, as a user runs it) with that budget; ResNet8 trained with the same final recipe; both scored
-on the unseen sweeps (`edgekit eval --split all`); the latency model fitted on 20 random
+on the unseen sweeps (`edgekit eval --split all`); the found net and ResNet8 timed side by side in
+the same rounds after the search (the target: at most half); the latency model fitted on 20 random
 architectures and scored against 20 other random ones (median absolute % error); the found checkpoint
 through `compress` (structured 50% + INT8 QAT), `export` (cpu fp32, jetson int8) and `edgekit run` on
 the phantom. The JSON holds every figure, the wall times and a pass/fail per target.
@@ -58,6 +59,18 @@ def _resnet8_ms(rounds: int = 30) -> float:
     arch = REFERENCES["resnet8"].at(INPUT)
     model = create_model("resnet_nas", "plane", input_size=arch.input_size, **arch.model_kwargs()).eval()
     return measure_models({"resnet8": model}, rounds=rounds)["resnet8"]["median_ms"]
+
+
+def side_by_side(found: Path, resnet8: Path, rounds: int = 40) -> dict:
+    """The found net and ResNet8 timed in the same interleaved rounds on a quiet machine (the search
+    measured its candidates one at a time, beside the other worker's training)."""
+    from compress.nas.costs import measure_models
+    from edge.ml.checkpoint import load_model
+
+    ms = measure_models({"found": load_model(found)[0].eval(), "resnet8": load_model(resnet8)[0].eval()}, rounds=rounds)
+    return {"found_ms": ms["found"]["median_ms"], "resnet8_ms": ms["resnet8"]["median_ms"],
+            "found_wall_ms": ms["found"]["wall_ms"], "resnet8_wall_ms": ms["resnet8"]["wall_ms"],
+            "ratio": round(ms["found"]["median_ms"] / ms["resnet8"]["median_ms"], 3), "rounds": rounds}
 
 
 def latency_model_error(n: int = 20, seed: int = 11) -> dict:
@@ -130,6 +143,7 @@ def run(work: Path, task: str, trials: int, workers: int, quick: bool, reuse: bo
     res["unseen"] = {**unseen, "metric": metric,
                      "points_vs_resnet8": round(100 * (unseen["found"][metric] - unseen["resnet8"][metric]), 2),
                      "found_ms": rep["best"]["latency_ms"], "speedup_vs_resnet8": round(r8_ms / rep["best"]["latency_ms"], 2)}
+    res["side_by_side"] = _timed(res, "side-by-side", side_by_side, found, r8)
     if archs:
         res["latency_model"] = _timed(res, "latency-model", latency_model_error, archs)
     res["chain"] = _chain(res, work, found, train_dir, cfg)
@@ -169,10 +183,13 @@ def _chain(res: dict, work: Path, found: Path, data: Path, cfg: dict) -> dict:
 def _check(res: dict) -> list[dict]:
     q = " (quick run: not the target's size)" if res["quick"] else ""
     u = res["unseen"]
+    sbs = res["side_by_side"]
     rows = [{"what": f"found net's {u['metric']} on unseen sweeps vs ResNet8's, at <= half its latency{q}",
              "target": f">= {TARGETS['points_vs_resnet8']} points", "got": u["points_vs_resnet8"],
-             "latency": f"{u['found_ms']} ms vs {res['resnet8_ms']} ms (budget {res['budget_ms']})",
-             "passed": u["points_vs_resnet8"] >= TARGETS["points_vs_resnet8"] and u["found_ms"] <= res["budget_ms"]}]
+             "latency": f"in the search {u['found_ms']} ms (budget {res['budget_ms']}); side by side "
+                        f"{sbs['found_ms']} vs ResNet8 {sbs['resnet8_ms']} ms ({sbs['ratio']}x)",
+             "passed": u["points_vs_resnet8"] >= TARGETS["points_vs_resnet8"] and u["found_ms"] <= res["budget_ms"]
+             and sbs["ratio"] <= 0.5}]
     if "latency_model" in res:
         e = res["latency_model"]["median_abs_pct"]
         rows.append({"what": f"latency model median abs error on {res['latency_model']['n']} random nets",
