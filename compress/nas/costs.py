@@ -9,7 +9,9 @@ Latency comes from one of three sources (`LatencySource`), named in every report
   writer (`compress.latency.write_onnx`: the graph that ships) and timed with ONNX Runtime on the CPU,
   batch 1, one intra-op thread, median over rounds (`compress.latency.measure_latency`, the house
   timing). Parallel workers on one machine take turns (`TimingLock`): a candidate is timed while no
-  other worker trains or times.
+  other worker trains or times. Each candidate is timed beside an anchor net (ResNet8 at the search's
+  input size) and scaled by the anchor's quiet latency at the study's start, so a busy host's stalls
+  (which thread CPU time counts) cancel out (see "the anchor" below).
 - `table`: a device's own measurements (`edgekit bench-archs` on the device, over the ONNX files
   `edgekit nas-archs` wrote): a candidate in the table gets its measured figure; any other gets the
   latency model fitted on the table, labelled `estimate (fitted on N device measurements)`.
@@ -352,6 +354,36 @@ class _flock:
             self.fd = None
 
 
+# --- the anchor: timings that hold still on a noisy host -------------------------------------------
+# Thread CPU time does not shield a timing from a busy host (a VM's neighbours stall it, and the stall
+# counts as run time): over one minute on this 2-core VM, a small net read 0.26-0.50 ms and ResNet8
+# 0.83-1.50 ms, while the small net's ratio to ResNet8 timed in the same rounds stayed within
+# 0.30-0.35. So each candidate is timed beside a fixed net, the anchor (ResNet8 at the search's input
+# size), and reported as (candidate / anchor in the same rounds) x the anchor's quiet latency,
+# measured once when the study starts (`quiet_ms`: the least of a few medians, since noise only adds).
+ANCHOR = "resnet8"
+
+
+def anchor_model(input_size, num_classes: int = 4, in_chans: int = 1):
+    """The anchor net (ResNet8 as `resnet_nas` builds it) at `input_size`, seeded, in eval mode."""
+    import torch
+
+    from compress.nas.space import REFERENCES
+    from edge.core.tasks import SINGLE_LABEL, Task
+    from edge.ml.models import create_model
+
+    arch = REFERENCES[ANCHOR].at(tuple(input_size))
+    task = Task("anchor", SINGLE_LABEL, tuple(f"c{i}" for i in range(num_classes)))
+    torch.manual_seed(0)
+    return create_model("resnet_nas", task, input_size=arch.input_size, in_chans=in_chans,
+                        **arch.model_kwargs()).eval()
+
+
+def quiet_ms(model, repeats: int = 3, rounds: int = 20, lock=None) -> float:
+    """A net's latency on a quiet host: the least of `repeats` medians (host noise only ever adds)."""
+    return min(measure_models({"net": model}, rounds, lock)["net"]["median_ms"] for _ in range(repeats))
+
+
 # --- where a candidate's latency comes from --------------------------------------------------------
 MEASURED, TABLE, ESTIMATE = "measured", "table", "estimate"
 
@@ -364,8 +396,9 @@ class LatencySource:
     """
 
     def __init__(self, target, table: dict | None = None, rounds: int = 20, lock=None, in_chans: int = 1,
-                 num_classes: int = 4):
-        self.target, self.rounds = target, rounds
+                 num_classes: int = 4, anchor: dict | None = None):
+        self.target, self.rounds, self.anchor = target, rounds, anchor   # anchor: {"input_size", "ms"}
+        self._anchor_net = None
         self.lock = TimingLock(lock) if lock is not None and not isinstance(lock, TimingLock) else lock
         self.in_chans, self.num_classes = in_chans, num_classes
         self.table = table
@@ -380,6 +413,10 @@ class LatencySource:
         elif target.kind == "cpu":
             self.mode = MEASURED
             self.label = "measured here: ONNX Runtime CPU, batch 1, 1 thread, median thread CPU time"
+            if anchor is not None:
+                h, w = anchor["input_size"]
+                self.label += (f", relative to {ANCHOR} at {h}x{w} timed in the same rounds, times its quiet "
+                               f"latency at the study's start ({anchor['ms']:g} ms)")
         else:
             self.mode = ESTIMATE
             self.model = LatencyModel.nominal(target.kind)
@@ -391,8 +428,17 @@ class LatencySource:
         if self.mode == MEASURED:
             if model is None:
                 raise ValueError("measuring needs the built model")
-            self.last = measure_models({arch.key(): model}, self.rounds, self.lock)[arch.key()]
-            return self.last["median_ms"], MEASURED
+            if self.anchor is None:
+                self.last = measure_models({arch.key(): model}, self.rounds, self.lock)[arch.key()]
+                return self.last["median_ms"], MEASURED
+            if self._anchor_net is None:
+                self._anchor_net = anchor_model(self.anchor["input_size"], self.num_classes, self.in_chans)
+            both = measure_models({"candidate": model, "anchor": self._anchor_net}, self.rounds, self.lock)
+            raw, now = both["candidate"]["median_ms"], both["anchor"]["median_ms"]
+            scale = self.anchor["ms"] / now
+            self.last = {**both["candidate"], "raw_ms": raw, "anchor_ms": now,
+                         "wall_ms": round(both["candidate"]["wall_ms"] * scale, 4)}
+            return round(raw * scale, 4), MEASURED
         if self.mode == TABLE:
             hit = self.table["entries"].get(arch.key())
             if hit is not None:
@@ -401,6 +447,8 @@ class LatencySource:
 
     def to_dict(self) -> dict:
         out = {"mode": self.mode, "label": self.label, "target": self.target.name}
+        if self.mode == MEASURED and self.anchor is not None:
+            out["anchor"] = {"net": ANCHOR, **self.anchor}
         if self.model is not None:
             out["model"] = self.model.to_dict()
         if self.table is not None:

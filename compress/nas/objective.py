@@ -159,6 +159,8 @@ def evaluate_arch(arch, data: ProxyData, latency, budget: tuple[float, float], s
            "fits": bool(ms <= budget_ms and costs["memory_mb"] <= max_mb)}
     if getattr(latency, "last", None):
         rec["latency_wall_ms"] = latency.last.get("wall_ms")
+        if "anchor_ms" in latency.last:          # timed beside the anchor: what the clock read, unscaled
+            rec["latency_raw_ms"], rec["anchor_now_ms"] = latency.last["raw_ms"], latency.last["anchor_ms"]
     if on_step:
         on_step(f"{ms:.3g} ms, {costs['memory_mb']:.3g} MB")
     if not always_train and (ms > settings.skip_over * budget_ms or costs["memory_mb"] > settings.skip_over * max_mb):

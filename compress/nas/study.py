@@ -172,7 +172,7 @@ def open_study(settings: NasSettings, budget: dict, index: int = 0, create: bool
 class _Worker:
     """What one process needs for its trials: the data, the latency source, the budget."""
 
-    def __init__(self, settings: NasSettings, budget: dict, index: int):
+    def __init__(self, settings: NasSettings, budget: dict, index: int, anchor: dict | None = None):
         from compress.nas.costs import LatencySource, load_table
         from compress.nas.objective import ProxyData
         from targets import get_target
@@ -182,7 +182,8 @@ class _Worker:
         table = load_table(settings.latency_table) if settings.latency_table else None
         Path(settings.out).mkdir(parents=True, exist_ok=True)
         self.latency = LatencySource(get_target(settings.target), table, rounds=settings.latency_rounds,
-                                     lock=Path(settings.out) / ".timing.lock", num_classes=self.data.task.num_classes)
+                                     lock=Path(settings.out) / ".timing.lock", num_classes=self.data.task.num_classes,
+                                     anchor=anchor)
 
     def evaluate(self, arch, label: str, study=None, always_train: bool = False) -> dict:
         from compress.nas.objective import evaluate_arch
@@ -275,7 +276,7 @@ def run_worker(settings: NasSettings, budget: dict, index: int, on_trial=None) -
     study = open_study(settings, budget, index)
     if _trial_count(study) >= settings.trials:
         return 0
-    worker = _Worker(settings, budget, index)
+    worker = _Worker(settings, budget, index, study.user_attrs.get("anchor"))
     before = sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("record", {}).get("worker") == index)
     study.optimize(worker.objective(study), n_trials=settings.trials,
                    callbacks=[MaxTrialsCallback(settings.trials, states=None),
@@ -284,13 +285,13 @@ def run_worker(settings: NasSettings, budget: dict, index: int, on_trial=None) -
                if t.user_attrs.get("record", {}).get("worker") == index) - before
 
 
-def run_reference(settings: NasSettings, budget: dict, name: str, index: int = 0) -> dict:
+def run_reference(settings: NasSettings, budget: dict, name: str, index: int = 0, anchor: dict | None = None) -> dict:
     """A reference net outside the search space (ResNet34), measured and proxy-trained like a trial."""
     import torch
 
     if settings.proxy.threads:
         torch.set_num_threads(settings.proxy.threads)
-    rec = _Worker(settings, budget, index).evaluate(REFERENCES[name].at(settings.input_size), name, always_train=True)
+    rec = _Worker(settings, budget, index, anchor).evaluate(REFERENCES[name].at(settings.input_size), name, always_train=True)
     rec["reference"] = name
     return rec
 
@@ -368,6 +369,7 @@ def search(settings: NasSettings) -> dict:
     _say(settings.progress, f"{settings.name}: {settings.trials} trials, {settings.workers} worker(s), budget "
                             f"{budget['budget_ms']:g} ms / {budget['max_mb']:g} MB on {settings.target}, storage "
                             f"{storage_url(settings)}")
+    _measure_anchor(settings, study)
     outside = _enqueue_references(study, settings)
     done = {name: rec for name, rec in _stored_references(study).items() if name in outside}
     todo = [n for n in outside if n not in done]
@@ -375,6 +377,22 @@ def search(settings: NasSettings) -> dict:
     for name, rec in done.items():
         study.set_user_attr(f"reference:{name}", rec)
     return _finish(settings, budget, study, smallest, time.perf_counter() - t0)
+
+
+def _measure_anchor(settings: NasSettings, study) -> None:
+    """Time the anchor net quietly once per study (`compress.nas.costs`: candidates are timed beside
+    it), before any worker starts; a resumed study, or a worker on another machine, keeps the first figure."""
+    from compress.nas.costs import ANCHOR, anchor_model, quiet_ms
+    from edge.core.tasks import get_task
+    from targets import get_target
+
+    if settings.latency_table or get_target(settings.target).kind != "cpu" or "anchor" in study.user_attrs:
+        return
+    net = anchor_model(settings.input_size, get_task(settings.task).num_classes)
+    ms = quiet_ms(net, lock=Path(settings.out) / ".timing.lock")
+    study.set_user_attr("anchor", {"input_size": list(settings.input_size), "ms": ms})
+    _say(settings.progress, f"anchor: {ANCHOR} at {settings.input_size[0]}x{settings.input_size[1]} takes {ms:g} ms "
+                            f"here; each candidate is timed beside it")
 
 
 def _enqueue_references(study, settings: NasSettings) -> list[str]:
@@ -401,8 +419,9 @@ def _run_all(settings: NasSettings, budget: dict, study, references: list[str]) 
     overall = tqdm(total=settings.trials, initial=min(settings.trials, _finished(study)), desc="nas trials",
                    position=0, file=sys.stderr, disable=not (settings.progress and sys.stderr.isatty()))
     try:
+        anchor = study.user_attrs.get("anchor")
         if settings.workers == 1:
-            refs = {name: run_reference(settings, budget, name) for name in references}
+            refs = {name: run_reference(settings, budget, name, 0, anchor) for name in references}
             def advance(st):
                 overall.n = min(settings.trials, _finished(st))
                 overall.refresh()
@@ -414,7 +433,7 @@ def _run_all(settings: NasSettings, budget: dict, study, references: list[str]) 
 
         one = replace(settings, proxy=replace(settings.proxy, threads=settings.proxy.threads or 1))
         with cf.ProcessPoolExecutor(settings.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            refs = {name: pool.submit(run_reference, one, budget, name, i % settings.workers)
+            refs = {name: pool.submit(run_reference, one, budget, name, i % settings.workers, anchor)
                     for i, name in enumerate(references)}
             workers = [pool.submit(run_worker, one, budget, i) for i in range(settings.workers)]
             pending = set(refs.values()) | set(workers)
@@ -448,7 +467,8 @@ def _finish(settings: NasSettings, budget: dict, study, smallest: dict, elapsed:
     refs = {r["reference"]: r for r in records if r.get("reference")}
     refs.update(_stored_references(study))
     table = load_table(settings.latency_table) if settings.latency_table else None
-    source = LatencySource(get_target(settings.target), table, num_classes=get_task(settings.task).num_classes)
+    source = LatencySource(get_target(settings.target), table, num_classes=get_task(settings.task).num_classes,
+                           anchor=study.user_attrs.get("anchor"))
     latency = source.to_dict()
     measured = [r for r in [*records, *refs.values()] if r["latency_how"] == "measured"]
     if measured:

@@ -257,6 +257,12 @@ def test_search_writes_the_front_and_a_checkpoint_export_takes(tiny_data, tmp_pa
     assert report["front"]
     assert report["best"]["fits"]
     assert all(r["latency_how"] == "measured" and r["latency_ms"] > 0 for r in report["trials"])
+    # each candidate timed beside the anchor and scaled by the anchor's quiet latency at the start
+    anchor = report["latency"]["anchor"]
+    assert (anchor["net"], anchor["input_size"]) == ("resnet8", [32, 32])
+    for r in (r for r in report["trials"] if "duplicate_of" not in r):
+        assert r["latency_ms"] == pytest.approx(r["latency_raw_ms"] / r["anchor_now_ms"] * anchor["ms"], rel=1e-3)
+    assert "relative to resnet8 at 32x32 timed in the same rounds" in report["latency"]["label"]
     on_disk = json.loads((out / "nas.json").read_text())
     assert on_disk["best"]["arch"] == report["best"]["arch"]
     assert "## Pareto front" in (out / "nas.md").read_text()
