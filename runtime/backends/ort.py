@@ -3,9 +3,9 @@ where the installed onnxruntime build has them (`onnxruntime-gpu`, or NVIDIA's J
 
 INT8 on the CPU: ORT's integer kernels fuse only the ONNX Runtime form of an INT8 graph
 (`export.int8_ort`); the TensorRT form runs there as fake quantisation, slower than fp32. So the CPU
-backend runs a model's ONNX Runtime form when its bundle carries one (every TensorRT-target INT8
-export does, as a fallback), and says which form it runs in `describe()`. The CUDA and TensorRT
-providers run the primary file.
+backend runs a model's ONNX Runtime form when its bundle carries one (a TensorRT-target INT8 export
+adds it as a fallback when it keeps parity), and says which form it runs in `describe()`. The CUDA
+and TensorRT providers run the primary file.
 
 `onnxruntime` is imported when a session is created, not at import time.
 """
