@@ -74,55 +74,55 @@ def _parity_set(model, kind: str, n_frames: int | None) -> tuple:
     return phantom_set(model.edge_config.preprocess, n, labels=labels)
 
 
-def _ort_form(model, path: Path, kind: str, inputs, truth) -> tuple[dict, str | None]:
-    """Write the ONNX Runtime INT8 form at `path`: (its onnx info, None) when it keeps parity, else
-    (info, why it missed)."""
+def _ort_form(model, path: Path, kind: str, frames: tuple) -> tuple[dict, dict]:
+    """Write the ONNX Runtime INT8 form at `path`: (its onnx info, its parity report, not raised)."""
     from export.onnx import export_onnx
     from export.parity import check_parity
 
+    inputs, truth = frames
     info = export_onnx(model, path, "int8", int8_form="onnxruntime")
-    parity = check_parity(model, path, "int8", inputs, kind, truth=truth, raise_on_fail=False)
-    if parity["passed"]:
-        info["parity"] = parity
-        return info, None
-    return info, f"{parity['metric']} = {parity[parity['metric']]:.6g}, required {parity['required']}"
+    return info, check_parity(model, path, "int8", inputs, kind, truth=truth, raise_on_fail=False)
 
 
-def _export_one(model, name: str, precision: str, kind: str, tmp: Path, n_frames: int | None,
+def _missed(parity: dict) -> str:
+    return f"{parity['metric']} = {parity[parity['metric']]:.6g}, required {parity['required']}"
+
+
+def _export_one(model, name: str, precision: str, kind: str, tmp: Path, frames: tuple,
                 int8_form: str = "tensorrt", log=lambda msg: None) -> tuple:
-    """(onnx info, sha256, parity) of one ONNX file; the ONNX Runtime INT8 form falls back to the
-    TensorRT form (exact, but run by ORT as fake quantisation) when it misses the parity gate."""
+    """(onnx info, sha256, parity) of one ONNX file, checked on `frames` (`_parity_set`); the ONNX
+    Runtime INT8 form falls back to the TensorRT form (exact, but run by ORT as fake quantisation)
+    when it misses the parity gate."""
     from export.onnx import export_onnx
     from export.parity import check_parity
 
-    inputs, truth = _parity_set(model, kind, n_frames)
     path = tmp / f"{name}.{precision}.onnx"
     if precision == "int8" and int8_form != "tensorrt":
-        info, why = _ort_form(model, path, kind, inputs, truth)
-        if why is None:
-            return info, sha256_file(path), info.pop("parity")
-        log(f"warning: {name}: the {int8_form} INT8 form missed parity ({why}); shipping the tensorrt form, "
-            f"which ONNX Runtime runs slower (fake quantisation)")
+        info, parity = _ort_form(model, path, kind, frames)
+        if parity["passed"]:
+            return info, sha256_file(path), parity
+        log(f"warning: {name}: the {int8_form} INT8 form missed parity ({_missed(parity)}); shipping the "
+            f"tensorrt form, which ONNX Runtime runs slower (fake quantisation)")
         info = export_onnx(model, path, precision, int8_form="tensorrt")
-        info["int8"]["refused"] = {"form": int8_form, "parity": why}
+        info["int8"]["refused"] = {"form": int8_form, "parity": _missed(parity)}
     else:
         info = export_onnx(model, path, precision, int8_form=int8_form)
+    inputs, truth = frames
     parity = check_parity(model, path, precision, inputs, kind, truth=truth)
     return info, sha256_file(path), parity
 
 
-def _ort_variant(model, name: str, kind: str, tmp: Path, n_frames: int | None, log) -> tuple | None:
+def _ort_variant(model, name: str, kind: str, tmp: Path, frames: tuple, log) -> tuple | None:
     """Beside a TensorRT-form INT8 model, its ONNX Runtime form for the device's ORT CPU backend, which
     runs the TensorRT form as fake quantisation, slower than fp32 (`runtime.backends.ort`). None, with a
     warning, when it misses parity: that backend then runs the TensorRT form."""
-    inputs, truth = _parity_set(model, kind, n_frames)
     path = tmp / f"{name}.int8-ort.onnx"
-    info, why = _ort_form(model, path, kind, inputs, truth)
-    if why is None:
-        return info, sha256_file(path), info.pop("parity")
+    info, parity = _ort_form(model, path, kind, frames)
+    if parity["passed"]:
+        return info, sha256_file(path), parity
     path.unlink()
-    log(f"warning: {name}: the onnxruntime INT8 form missed parity ({why}); on a device without TensorRT, "
-        f"ONNX Runtime will run the tensorrt form, slower than fp32")
+    log(f"warning: {name}: the onnxruntime INT8 form missed parity ({_missed(parity)}); on a device without "
+        f"TensorRT, ONNX Runtime will run the tensorrt form, slower than fp32")
     return None
 
 
@@ -167,7 +167,8 @@ def _export(checkpoints, t, precision, out, force, parity_frames, log, model) ->
         for name, (path, net, meta, twin, stats) in zip(names, loaded):
             kind = meta["task"]["kind"]
             log(f"{name}: {Path(path).name} -> {name}.{precision}.onnx")
-            info, sha, parity = _export_one(net, name, precision, kind, tmp, parity_frames, t.int8_form, log)
+            frames = _parity_set(net, kind, parity_frames)      # one phantom set for every file of this model
+            info, sha, parity = _export_one(net, name, precision, kind, tmp, frames, t.int8_form, log)
             if "int8" in info:
                 keep = (meta.get("quantization") or {}).get("keep_float")
                 info["int8"] = {**info["int8"], **({"keep_float": list(keep)} if keep else {})}
@@ -175,9 +176,9 @@ def _export(checkpoints, t, precision, out, force, parity_frames, log, model) ->
             entry["source"] = {"checkpoint": Path(path).name, "quantization": bool(meta.get("quantization"))}
             if fallback:
                 log(f"{name}: fallback -> {name}.{fallback}.onnx")
-                entry["fallbacks"] = [fallback_entry(*_export_one(twin, name, fallback, kind, tmp, parity_frames))]
+                entry["fallbacks"] = [fallback_entry(*_export_one(twin, name, fallback, kind, tmp, frames))]
             if precision == "int8" and info["int8"]["form"] == "tensorrt":
-                variant = _ort_variant(net, name, kind, tmp, parity_frames, log)
+                variant = _ort_variant(net, name, kind, tmp, frames, log)
                 if variant is not None:
                     log(f"{name}: for ONNX Runtime on the CPU -> {name}.int8-ort.onnx")
                     entry["fallbacks"] = [*entry.get("fallbacks", []), fallback_entry(*variant)]
