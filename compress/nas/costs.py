@@ -28,6 +28,9 @@ it was not fitted on (`cross_validate`: k-fold; `benchmarks/bench_nas.py`: 20 fr
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,14 +228,12 @@ def measure_models(models: dict, rounds: int = 20, lock=None) -> dict:
 
     `lock` (a `TimingLock`, or its file's path) times them while no other worker of this machine
     trains or times."""
-    import contextlib
     import tempfile
     from pathlib import Path
 
     from compress.latency import write_onnx
 
-    if lock is not None and not isinstance(lock, TimingLock):
-        lock = TimingLock(lock)
+    lock = TimingLock.of(lock)
     with tempfile.TemporaryDirectory(prefix="edgekit-nas-") as tmp:
         files = {name: write_onnx(m, Path(tmp) / f"{i}.onnx") for i, (name, m) in enumerate(models.items())}
         with (lock.timing() if lock is not None else contextlib.nullcontext()):
@@ -257,9 +258,12 @@ class TimingLock:
 
         self.path = Path(path)
 
-    def _flags(self) -> list:
-        import os
+    @classmethod
+    def of(cls, lock):
+        """`lock` as a TimingLock: one already, its file's path, or None."""
+        return lock if lock is None or isinstance(lock, cls) else cls(lock)
 
+    def _flags(self) -> list:
         mine, up = os.getpid(), []
         for f in self.path.parent.glob(self.path.name + ".*"):
             try:
@@ -272,43 +276,31 @@ class TimingLock:
                 f.unlink(missing_ok=True)       # left by a worker that died while timing
         return up
 
+    @contextlib.contextmanager
     def timing(self):
-        import contextlib
-        import os
+        flag = self.path.with_name(f"{self.path.name}.{os.getpid()}")
+        flag.touch()
+        try:
+            with _flock(self.path, shared=False):
+                yield
+        finally:
+            flag.unlink(missing_ok=True)
 
-        @contextlib.contextmanager
-        def held():
-            flag = self.path.with_name(f"{self.path.name}.{os.getpid()}")
-            flag.touch()
-            try:
-                with _flock(self.path, shared=False):
-                    yield
-            finally:
-                flag.unlink(missing_ok=True)
-        return held()
-
+    @contextlib.contextmanager
     def training(self):
         """A context for a training run; it yields the call to make between batches."""
-        import contextlib
-        import time
-
-        @contextlib.contextmanager
-        def held():
-            with _flock(self.path, shared=True) as lk:
-                def let_through():
-                    if not self._flags():
-                        return
-                    lk.release()
-                    while self._flags():
-                        time.sleep(self.POLL_S)
-                    lk.acquire()
-                yield let_through
-        return held()
+        with _flock(self.path, shared=True) as lk:
+            def let_through():
+                if not self._flags():
+                    return
+                lk.release()
+                while self._flags():
+                    time.sleep(self.POLL_S)
+                lk.acquire()
+            yield let_through
 
 
 def _alive(pid: int) -> bool:
-    import os
-
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -329,8 +321,6 @@ class _flock:
             import fcntl
         except ImportError:
             return
-        import os
-
         if self.fd is None:
             self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
         fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
@@ -347,8 +337,6 @@ class _flock:
 
     def __exit__(self, *exc):
         if self.fd is not None:
-            import os
-
             self.release()
             os.close(self.fd)
             self.fd = None
@@ -399,7 +387,7 @@ class LatencySource:
                  num_classes: int = 4, anchor: dict | None = None):
         self.target, self.rounds, self.anchor = target, rounds, anchor   # anchor: {"input_size", "ms"}
         self._anchor_net = None
-        self.lock = TimingLock(lock) if lock is not None and not isinstance(lock, TimingLock) else lock
+        self.lock = TimingLock.of(lock)
         self.in_chans, self.num_classes = in_chans, num_classes
         self.table = table
         self.last: dict = {}      # the last measurement's details (wall-clock beside CPU time, runs)
