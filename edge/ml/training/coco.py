@@ -113,8 +113,8 @@ def resampled_metrics(targets, predictions, labels, draws):
         per_cat = [ev.evalImgs[j:j + n_img] for j in start]
     for draw in draws:
         draw = list(draw)
-        if ev is None:
-            yield _unscored(targets, predictions, labels, draw)
+        if ev is None:          # nothing to match anywhere: each draw's empty answer, scored as it is
+            yield detection_metrics([targets[i] for i in draw], [predictions[i] for i in draw], labels)
             continue
         e = copy.copy(ev)
         e.params, e._paramsEval = copy.copy(ev.params), copy.copy(ev._paramsEval)
@@ -123,6 +123,3 @@ def resampled_metrics(targets, predictions, labels, draws):
         e.evalImgs = [imgs[i] for imgs in per_cat for i in draw]
         yield _scores(e, {"n": len(draw), "labels": list(labels)}, labels)
 
-
-def _unscored(targets, predictions, labels, draw) -> dict:
-    return detection_metrics([targets[i] for i in draw], [predictions[i] for i in draw], labels)
