@@ -122,7 +122,7 @@ def run(work: Path, task: str, trials: int, workers: int, quick: bool, reuse: bo
         res["reused_search"] = str(out / "nas.json")
         res["budget_ms"] = rep["budget"]["budget_ms"]
         res["resnet8_ms"] = round(2 * res["budget_ms"], 4)
-        res.setdefault("seconds", {})["nas"] = round(rep["search_seconds"] + (rep["final"] or {}).get("seconds", 0), 1)
+        res.setdefault("seconds", {})["nas"] = round(rep["search_seconds"] + rep.get("finalists_seconds", 0), 1)
     else:
         r8_ms = _timed(res, "resnet8-latency", _resnet8_ms)
         res["resnet8_ms"], res["budget_ms"] = r8_ms, round(r8_ms / 2, 4)
@@ -134,7 +134,8 @@ def run(work: Path, task: str, trials: int, workers: int, quick: bool, reuse: bo
                       capture=True)
         rep = json.loads(proc.stdout)
     r8_ms = res["resnet8_ms"]
-    res["nas"] = {k: rep[k] for k in ("budget", "latency", "study", "best", "final", "search_seconds", "space", "proxy")}
+    res["nas"] = {k: rep.get(k) for k in ("budget", "latency", "study", "best", "final", "finalists", "search_seconds",
+                                           "finalists_seconds", "space", "proxy")}
     res["nas"]["front"] = [r for r in rep["trials"] if r["number"] in rep["front"]]
     res["nas"]["references"] = rep["references"]
     res["nas"]["statuses"] = {s: sum(r["status"] == s for r in rep["trials"]) for s in ("trained", "stopped", "skipped")}

@@ -32,11 +32,11 @@ def pareto_front(records) -> list[dict]:
     return sorted(front, key=lambda r: (r["latency_ms"], -r["accuracy"]))
 
 
-def best_under_budget(records, budget: dict) -> dict | None:
-    """The most accurate trained candidate within the latency and memory budget (then the fastest)."""
+def top_under_budget(records, budget: dict, n: int = 1) -> list[dict]:
+    """The `n` most accurate trained candidates within the latency and memory budget (ties: the fastest)."""
     fits = [r for r in _trained(records)
             if r["latency_ms"] <= budget["budget_ms"] and r["memory_mb"] <= budget["max_mb"]]
-    return max(fits, key=lambda r: (r["accuracy"], -r["latency_ms"]), default=None)
+    return sorted(fits, key=lambda r: (-r["accuracy"], r["latency_ms"]))[:n]
 
 
 def _fmt(x, spec=".3f") -> str:
@@ -82,6 +82,15 @@ def to_markdown(report: dict, every_trial: bool = True) -> str:
     if final:
         test = ", ".join(f"{k} {v:.4f}" for k, v in final["test"].items() if isinstance(v, (int, float)))
         lines += [f"Trained {final['epochs']} epochs: `{final['checkpoint']}`; test streams: {test}", ""]
+    if report.get("finalists"):
+        lines += [f"## Finalists (the best {len(report['finalists'])} under budget by proxy, each trained "
+                  f"{report['finalists'][0]['epochs']} epochs; the best on val is kept)", "",
+                  f"| trial | net | proxy {metric} | val {metric} | test {metric} | latency ms | kept |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {f['number']} | {f['arch']['key']} | {f['proxy']:.3f} | {f['val']:.3f} | "
+                  f"{_fmt(f['test'].get(metric))} | {f['latency_ms']:.3g} | "
+                  f"{'yes' if final and f['arch']['key'] == final['arch']['key'] else ''} |" for f in report["finalists"]]
+        lines += [""]
     lines += ["## Pareto front (trained candidates)", "", HEADER.format(metric=metric)]
     by_number = {r["number"]: r for r in report["trials"]}
     lines += [_row(by_number[n]) for n in report["front"]] + [""]

@@ -8,6 +8,8 @@ the input size is the zoo's own `input_size`::
     >>> a = REFERENCES["resnet8"].at((64, 64))
     >>> a.key(), space.contains(a)
     ('imagenet-b1.1.1-w64.128.256-64x64', True)
+    >>> space.scaled(a, 0.5).key()
+    'imagenet-b1.1.1-w32.64.128-64x64'
 
 The encoding Optuna sees is fixed-length (`stages`, `stem`, `input`, and `b{i}`/`w{i}` for every stage
 up to the most), so NSGA-II's crossover and mutation work on every parameter; a trial with fewer stages
@@ -121,6 +123,12 @@ class SearchSpace:
         for i, (b, w) in enumerate(zip(arch.blocks, arch.widths)):
             params[f"b{i}"], params[f"w{i}"] = b, w
         return params
+
+    def scaled(self, arch: Arch, factor: float) -> Arch:
+        """`arch` with every width times `factor`, each rounded to the nearest width on the ladder:
+        the seeds the study starts from (ResNet8 at x0.5 is 32/64/128)."""
+        widths = tuple(min(self.ladder, key=lambda w: (abs(w - v * factor), w)) for v in arch.widths)
+        return Arch(arch.stem, arch.blocks, widths, arch.input_size)
 
     def contains(self, arch: Arch) -> bool:
         return (self.stages[0] <= len(arch.blocks) <= self.stages[1] and arch.stem in self.stems

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,9 @@ def test_arch_is_plain_data_and_the_space_encodes_it():
     assert space.params_of(REFERENCES["resnet34"]) is None                             # 3/4/6/3 blocks: outside
     rng = np.random.default_rng(0)
     assert all(space.contains(space.sample(rng)) for _ in range(20))
+    assert space.scaled(r8, 0.5).widths == (32, 64, 128)                               # the seeds
+    assert space.scaled(r8, 0.3).widths == (16, 40, 80)                                # the nearest on the ladder
+    assert SearchSpace(widths=(16, 64)).scaled(r8, 0.1).widths == (16, 16, 24)         # within the space's range
     small = space.smallest()
     assert (small.stem, small.blocks, small.widths, small.input_size) == ("conv3pool", (1, 1), (8, 8), (48, 48))
     with pytest.raises(BadInputError, match="stages"):
@@ -240,7 +244,7 @@ def _settings(data, out, **changes):
     base = dict(task="orientation", data=str(data), out=str(out), target="cpu", input_size=(32, 32),
                 space=SearchSpace(stages=(2, 3), resolutions=((32, 32),), widths=(8, 256)), trials=3,
                 proxy=ProxySettings(epochs=1, batch_size=16), references=("resnet8",), latency_rounds=2,
-                final_epochs=1, progress=False)
+                final_epochs=1, finalists=2, scales=(0.5,), progress=False)
     return NasSettings(**{**base, **changes})
 
 
@@ -254,6 +258,8 @@ def test_search_writes_the_front_and_a_checkpoint_export_takes(tiny_data, tmp_pa
     assert report["latency"]["mode"] == "measured"
     assert report["references"]["resnet8"]["arch"]["key"] == "imagenet-b1.1.1-w64.128.256-32x32"
     assert report["trials"][0].get("reference") == "resnet8"            # enqueued first, trained like the rest
+    assert report["trials"][1].get("seed") == "resnet8 x0.5"            # then ResNet8 at half its widths
+    assert report["trials"][1]["arch"]["key"] == "imagenet-b1.1.1-w32.64.128-32x32"
     assert report["front"]
     assert report["best"]["fits"]
     assert all(r["latency_how"] == "measured" and r["latency_ms"] > 0 for r in report["trials"])
@@ -267,6 +273,15 @@ def test_search_writes_the_front_and_a_checkpoint_export_takes(tiny_data, tmp_pa
     assert on_disk["best"]["arch"] == report["best"]["arch"]
     assert "## Pareto front" in (out / "nas.md").read_text()
     assert (out / "nas.png").read_bytes()[:4] == b"\x89PNG"
+    # the finalists: the best under budget by proxy, each trained fully; the best on val is kept
+    finalists = report["finalists"]
+    assert 1 <= len(finalists) <= 2
+    assert [f["proxy"] for f in finalists] == sorted((f["proxy"] for f in finalists), reverse=True)
+    assert report["final"]["val"] == max(f["val"] for f in finalists)
+    assert report["final"]["checkpoint"] == str(out / "orientation.nas.pt")
+    assert Path(report["final"]["trained_as"]).read_bytes() == (out / "orientation.nas.pt").read_bytes()
+    assert report["best"]["arch"] == report["final"]["arch"]
+    assert "## Finalists" in (out / "nas.md").read_text()
     net, meta = load_model(report["final"]["checkpoint"])
     assert meta["model"]["name"] == "resnet_nas"
     assert meta["model"]["kwargs"]["widths"] == report["best"]["arch"]["widths"]
@@ -282,6 +297,19 @@ def test_search_writes_the_front_and_a_checkpoint_export_takes(tiny_data, tmp_pa
     # another search into the same study is refused by name
     with pytest.raises(BadInputError, match="another search"):
         search(_settings(tiny_data, out, budget_ms=1.0))
+
+
+def test_two_worker_processes_share_the_study_and_train_the_finalists(tiny_data, tmp_path):
+    from compress.nas.study import search
+
+    out = tmp_path / "two"
+    report = search(_settings(tiny_data, out, trials=4, workers=2, references=("resnet8", "resnet34")))
+    assert report["study"]["trials"] == 4
+    assert {r["worker"] for r in report["trials"]} <= {0, 1}
+    assert report["references"]["resnet34"]["arch"]["key"].startswith("imagenet-b3.4.6.3-")   # outside the space
+    assert len(report["finalists"]) == 2                        # trained in the two processes
+    assert all(Path(f["checkpoint"]).is_file() and f["val"] >= 0 for f in report["finalists"])
+    assert (out / "orientation.nas.pt").is_file()
 
 
 def test_nothing_fits_is_one_line_with_the_smallest_latency(tiny_data, tmp_path, capsys):
@@ -301,6 +329,8 @@ def test_nothing_fits_is_one_line_with_the_smallest_latency(tiny_data, tmp_path,
     (("--storage", "sqlite:////no/such/dir/study.db"), "cannot be opened"),
     (("--task", "detection"), "searches classifiers"),
     (("--latency-table", "/no/such/table.json"), "latency table not found"),
+    (("--finalists", "0"), "--finalists 0 must be at least 1"),
+    (("--scales", "0.5,x"), "--scales '0.5,x': expected numbers"),
 ])
 def test_bad_requests_are_one_line(tiny_data, tmp_path, capsys, args, needle):
     args = (*args, "--task", "plane") if "--task" not in args else args
@@ -329,7 +359,7 @@ def test_missing_data_and_an_impossible_memory_budget(tiny_data, tmp_path):
 def test_the_front_the_best_under_budget_and_reused_nets():
     import optuna
 
-    from compress.nas.report import best_under_budget, pareto_front
+    from compress.nas.report import pareto_front, top_under_budget
     from compress.nas.study import _evaluated
 
     def rec(n, acc, ms, mb, **extra):
@@ -338,8 +368,8 @@ def test_the_front_the_best_under_budget_and_reused_nets():
     records = [rec(0, 0.9, 2.0, 5.0), rec(1, 0.8, 0.5, 1.0), rec(2, 0.7, 0.6, 1.5), rec(3, None, 0.1, 0.1),
                rec(4, 0.95, 0.5, 1.0, duplicate_of=1)]
     assert [r["number"] for r in pareto_front(records)] == [1, 0]           # 2 is beaten by 1; 3 untrained; 4 a copy
-    assert best_under_budget(records, {"budget_ms": 1.0, "max_mb": 2.0})["number"] == 1
-    assert best_under_budget(records, {"budget_ms": 0.2, "max_mb": 2.0}) is None
+    assert [r["number"] for r in top_under_budget(records, {"budget_ms": 1.0, "max_mb": 2.0}, 3)] == [1, 2]
+    assert top_under_budget(records, {"budget_ms": 0.2, "max_mb": 2.0}, 3) == []
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(optuna.trial.create_trial(values=[0.8, 0.5, 1.0], user_attrs={"record": records[1]}))
     assert _evaluated(study, "k1")["number"] == 1

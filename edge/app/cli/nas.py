@@ -55,6 +55,13 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip() and s.strip() != "none")
 
 
+def _factors(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(s) for s in _names(text))
+    except ValueError:
+        raise BadInputError(f"--scales {text!r}: expected numbers like 0.75,0.5,0.25 (or none)") from None
+
+
 @app.command("nas")
 def nas_cmd(
     task: str = typer.Option(..., "--task", help="A classification task: plane, orientation, anatomy, ..."),
@@ -84,11 +91,15 @@ def nas_cmd(
     proxy_epochs: int = typer.Option(3, "--proxy-epochs", help="Proxy training epochs per candidate."),
     proxy_frames: Optional[int] = typer.Option(None, "--proxy-frames", help="Training frames per proxy epoch "
                                                "(an even subsample; default: all)."),
-    epochs: int = typer.Option(8, "--epochs", help="Epochs of the final training of the best net (0: none)."),
+    epochs: int = typer.Option(8, "--epochs", help="Epochs of the final training of the finalists (0: none)."),
+    finalists: int = typer.Option(3, "--finalists", help="The best nets under budget by proxy figure, each "
+                                  "trained --epochs; the one best on the val streams is kept."),
     latency_table: Optional[Path] = typer.Option(None, "--latency-table", help="JSON table from "
                                                  "`edgekit bench-archs` on the device."),
     references: str = typer.Option("resnet8,resnet10,resnet34", "--references", help="Nets measured and "
                                    "proxy-trained the same way, marked in the report ('none': skip)."),
+    scales: str = typer.Option("0.75,0.5,0.25", "--scales", help="The references in the space with their "
+                               "widths scaled by these, queued as the first candidates ('none': random only)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the sampler and the weights."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
@@ -106,8 +117,8 @@ def nas_cmd(
         space=_space(stages, blocks, widths, stems, _resolutions(resolutions, size)), trials=trials, workers=workers,
         storage=storage, study_name=study_name, population=population,
         proxy=ProxySettings(epochs=proxy_epochs, max_frames=proxy_frames, seed=seed),
-        references=_names(references), latency_table=str(latency_table) if latency_table else None,
-        final_epochs=epochs, seed=seed)
+        references=_names(references), scales=_factors(scales), latency_table=str(latency_table) if latency_table else None,
+        final_epochs=epochs, finalists=finalists, seed=seed)
     report = search(settings)
     if json_out:
         print_json(report)
