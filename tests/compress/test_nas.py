@@ -258,7 +258,7 @@ def test_search_writes_the_front_and_a_checkpoint_export_takes(tiny_data, tmp_pa
     assert report["latency"]["mode"] == "measured"
     assert report["references"]["resnet8"]["arch"]["key"] == "imagenet-b1.1.1-w64.128.256-32x32"
     assert report["trials"][0].get("reference") == "resnet8"            # enqueued first, trained like the rest
-    assert report["trials"][1].get("seed") == "resnet8 x0.5"            # then ResNet8 at half its widths
+    assert report["trials"][1].get("seed") == "resnet8 x0.5 at 32x32"   # then ResNet8 at half its widths
     assert report["trials"][1]["arch"]["key"] == "imagenet-b1.1.1-w32.64.128-32x32"
     assert report["front"]
     assert report["best"]["fits"]

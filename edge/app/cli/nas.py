@@ -99,7 +99,8 @@ def nas_cmd(
     references: str = typer.Option("resnet8,resnet10,resnet34", "--references", help="Nets measured and "
                                    "proxy-trained the same way, marked in the report ('none': skip)."),
     scales: str = typer.Option("0.75,0.5,0.25", "--scales", help="The references in the space with their "
-                               "widths scaled by these, queued as the first candidates ('none': random only)."),
+                               "widths scaled by these, at each of --resolutions, queued as the first "
+                               "candidates ('none': random ones only)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the sampler and the weights."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
