@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 
-def check_request(task: str, target: str, budget_ms=None, max_mb=None, trials: int = 1, workers: int = 1) -> None:
+def check_request(task: str, target: str, budget_ms=None, max_mb=None, trials: int = 1, workers: int = 1,
+                  budget_ratio=None) -> None:
     """Refuse a request that cannot work in one line, before torch loads: an unknown task or target, a
     detection task, a budget that is not positive, no trials or workers. (`NasSettings` calls it too.)"""
     from edge.core.errors import BadInputError, UnsupportedError
@@ -24,8 +25,10 @@ def check_request(task: str, target: str, budget_ms=None, max_mb=None, trials: i
                                "a Faster R-CNN's proxy training takes minutes per candidate on a CPU; search the "
                                "backbone on a classification task of the same data (e.g. --task anatomy)")
     get_target(target)
-    for what, v in (("--budget-ms", budget_ms), ("--max-mb", max_mb)):
+    for what, v in (("--budget-ms", budget_ms), ("--max-mb", max_mb), ("--budget-ratio", budget_ratio)):
         if v is not None and not v > 0:
             raise BadInputError(f"{what} {v} must be a positive number (a budget of zero or less fits nothing)")
+    if budget_ms is not None and budget_ratio is not None:
+        raise BadInputError(f"--budget-ms {budget_ms} and --budget-ratio {budget_ratio}: give one of them")
     if trials < 1 or workers < 1:
         raise BadInputError(f"--trials {trials} and --workers {workers} must be at least 1")

@@ -40,6 +40,7 @@ class NasSettings:
     out: str
     target: str = "cpu"
     budget_ms: float | None = None           # None: the target's derived default (`costs.default_budget`)
+    budget_ratio: float | None = None        # instead of budget_ms: this fraction of ResNet8's latency at input_size
     max_mb: float | None = None
     input_size: tuple[int, int] = (64, 64)   # the references are measured at this size
     space: SearchSpace = field(default_factory=SearchSpace)
@@ -61,7 +62,7 @@ class NasSettings:
     def __post_init__(self):
         from compress.nas import check_request
 
-        check_request(self.task, self.target, self.budget_ms, self.max_mb, self.trials, self.workers)
+        check_request(self.task, self.target, self.budget_ms, self.max_mb, self.trials, self.workers, self.budget_ratio)
         if self.final_epochs < 0 or self.proxy.epochs < 1:
             raise BadInputError(f"--epochs {self.final_epochs} must be 0 or more and --proxy-epochs "
                                 f"{self.proxy.epochs} at least 1")
@@ -85,7 +86,8 @@ class NasSettings:
 
     def fingerprint(self, budget: dict) -> dict:
         """What must agree for two runs to share one study (the data path may differ between machines)."""
-        return {"task": self.task, "target": self.target, "budget_ms": budget["budget_ms"], "max_mb": budget["max_mb"],
+        latency = {"budget_ratio": self.budget_ratio} if self.budget_ratio else {"budget_ms": budget["budget_ms"]}
+        return {"task": self.task, "target": self.target, **latency, "max_mb": budget["max_mb"],
                 "space": self.space.to_dict(), "proxy": self.proxy.to_dict(), "latency_table": bool(self.latency_table)}
 
 
@@ -319,14 +321,43 @@ def _bar(progress: bool, total: int, desc: str, position: int):
 
 
 # --- the search --------------------------------------------------------------------------------------
-def resolve_budget(settings: NasSettings) -> dict:
-    from compress.nas.costs import default_budget
+def resolve_budget(settings: NasSettings, anchor: dict | None = None) -> dict:
+    """The latency and memory budget: given, derived from the target, or (`budget_ratio`) a fraction of
+    ResNet8's latency at the input size on the target, got as every candidate's is: the anchor's quiet
+    latency when measured here (`anchor`), else the device table's entry or the estimate."""
+    from compress.nas.costs import ANCHOR, default_budget
     from targets import get_target
 
     d = default_budget(get_target(settings.target))
-    return {"budget_ms": settings.budget_ms or d["budget_ms"], "max_mb": settings.max_mb or d["max_mb"],
-            "how": f"latency {'given (--budget-ms)' if settings.budget_ms else d['ms_how']}; "
-                   f"memory {'given (--max-mb)' if settings.max_mb else d['mb_how']}"}
+    if settings.budget_ratio:
+        ref_ms, how = _reference_ms(settings, anchor)
+        ms = round(settings.budget_ratio * ref_ms, 4)
+        ms_how = (f"{settings.budget_ratio:g} x {ANCHOR} at {settings.input_size[0]}x{settings.input_size[1]} "
+                  f"({ref_ms:g} ms, {how}; --budget-ratio)")
+    else:
+        ms, ms_how = (settings.budget_ms, "given (--budget-ms)") if settings.budget_ms else (d["budget_ms"], d["ms_how"])
+    return {"budget_ms": ms, "max_mb": settings.max_mb or d["max_mb"],
+            "how": f"latency {ms_how}; memory {'given (--max-mb)' if settings.max_mb else d['mb_how']}"}
+
+
+def _reference_ms(settings: NasSettings, anchor: dict | None) -> tuple[float, str]:
+    from compress.nas.costs import ANCHOR, LatencySource, load_table
+    from compress.nas.space import REFERENCES
+    from edge.core.tasks import get_task
+    from targets import get_target
+
+    if anchor is not None:
+        return anchor["ms"], "measured here"
+    table = load_table(settings.latency_table) if settings.latency_table else None
+    source = LatencySource(get_target(settings.target), table, num_classes=get_task(settings.task).num_classes)
+    return source.ms(REFERENCES[ANCHOR].at(settings.input_size))
+
+
+def _anchored(settings: NasSettings) -> bool:
+    """Candidates are timed here beside the anchor (the `cpu` target without a device table)."""
+    from targets import get_target
+
+    return not settings.latency_table and get_target(settings.target).kind == "cpu"
 
 
 def _check_possible(settings: NasSettings, budget: dict) -> dict:
@@ -363,20 +394,23 @@ def search(settings: NasSettings) -> dict:
     t0 = time.perf_counter()
     # every check that can fail comes before anything is written (no study, no folder for a bad request)
     detect_format(settings.data)                                  # a mistyped --data: one line, now
-    budget = resolve_budget(settings)
     if settings.latency_table:
         from compress.nas.costs import load_table
 
         load_table(settings.latency_table)                        # a bad table: one line, now
     if settings.storage:
         open_storage(settings.storage)                            # a storage that cannot be opened: one line
+    anchor = _quiet_anchor(settings) if settings.budget_ratio and _anchored(settings) else None
+    budget = resolve_budget(settings, anchor)
     smallest = _check_possible(settings, budget)                  # an impossible budget: one line
     Path(settings.out).mkdir(parents=True, exist_ok=True)
     study = open_study(settings, budget, create=True)
+    stored = _measure_anchor(settings, study, anchor)
+    if settings.budget_ratio and stored != anchor:                # a resumed study keeps its anchor, so its budget
+        budget = resolve_budget(settings, stored)
     _say(settings.progress, f"{settings.name}: {settings.trials} trials, {settings.workers} worker(s), budget "
-                            f"{budget['budget_ms']:g} ms / {budget['max_mb']:g} MB on {settings.target}, storage "
-                            f"{storage_url(settings)}")
-    _measure_anchor(settings, study)
+                            f"{budget['budget_ms']:g} ms / {budget['max_mb']:g} MB on {settings.target} "
+                            f"({budget['how']}), storage {storage_url(settings)}")
     outside = _enqueue_references(study, settings)
     done = {name: rec for name, rec in _stored_references(study).items() if name in outside}
     todo = [n for n in outside if n not in done]
@@ -386,20 +420,28 @@ def search(settings: NasSettings) -> dict:
     return _finish(settings, budget, study, smallest, time.perf_counter() - t0)
 
 
-def _measure_anchor(settings: NasSettings, study) -> None:
-    """Time the anchor net quietly once per study (`compress.nas.costs`: candidates are timed beside
-    it), before any worker starts; a resumed study, or a worker on another machine, keeps the first figure."""
-    from compress.nas.costs import ANCHOR, anchor_model, quiet_ms
+def _quiet_anchor(settings: NasSettings, lock=None) -> dict:
+    from compress.nas.costs import anchor_model, quiet_ms
     from edge.core.tasks import get_task
-    from targets import get_target
 
-    if settings.latency_table or get_target(settings.target).kind != "cpu" or "anchor" in study.user_attrs:
-        return
     net = anchor_model(settings.input_size, get_task(settings.task).num_classes)
-    ms = quiet_ms(net, lock=Path(settings.out) / ".timing.lock")
-    study.set_user_attr("anchor", {"input_size": list(settings.input_size), "ms": ms})
-    _say(settings.progress, f"anchor: {ANCHOR} at {settings.input_size[0]}x{settings.input_size[1]} takes {ms:g} ms "
-                            f"here; each candidate is timed beside it")
+    return {"input_size": list(settings.input_size), "ms": quiet_ms(net, lock=lock)}
+
+
+def _measure_anchor(settings: NasSettings, study, measured: dict | None = None) -> dict | None:
+    """Time the anchor net quietly once per study (`compress.nas.costs`: candidates are timed beside
+    it), before any worker starts, unless `measured` already; a resumed study, or a worker on another
+    machine, keeps the first figure. Returns the study's anchor (None: candidates are not timed here)."""
+    from compress.nas.costs import ANCHOR
+
+    if not _anchored(settings):
+        return None
+    if "anchor" not in study.user_attrs:
+        anchor = measured or _quiet_anchor(settings, lock=Path(settings.out) / ".timing.lock")
+        study.set_user_attr("anchor", anchor)
+        _say(settings.progress, f"anchor: {ANCHOR} at {settings.input_size[0]}x{settings.input_size[1]} takes "
+                                f"{anchor['ms']:g} ms here; each candidate is timed beside it")
+    return study.user_attrs["anchor"]
 
 
 def _enqueue_references(study, settings: NasSettings) -> list[str]:

@@ -235,6 +235,18 @@ def test_without_a_table_a_device_latency_is_a_labelled_estimate():
     assert ms > 0
 
 
+def test_a_budget_ratio_on_a_device_without_a_table_halves_the_estimate(tmp_path):
+    from compress.nas.costs import LatencySource
+    from compress.nas.space import REFERENCES
+    from compress.nas.study import resolve_budget
+    from targets import get_target
+
+    budget = resolve_budget(_settings(tmp_path, tmp_path / "o", target="jetson", budget_ratio=0.5))
+    ms, _ = LatencySource(get_target("jetson"), None, num_classes=2).ms(REFERENCES["resnet8"].at((32, 32)))
+    assert budget["budget_ms"] == pytest.approx(0.5 * ms, abs=1e-4)
+    assert "estimate" in budget["how"]
+
+
 # --- the search -----------------------------------------------------------------------------------------
 def _settings(data, out, **changes):
     from compress.nas.objective import ProxySettings
@@ -267,7 +279,7 @@ def test_search_writes_the_front_and_a_checkpoint_export_takes(tiny_data, tmp_pa
     anchor = report["latency"]["anchor"]
     assert (anchor["net"], anchor["input_size"]) == ("resnet8", [32, 32])
     for r in (r for r in report["trials"] if "duplicate_of" not in r):
-        assert r["latency_ms"] == pytest.approx(r["latency_raw_ms"] / r["anchor_now_ms"] * anchor["ms"], rel=1e-3)
+        assert r["latency_ms"] == pytest.approx(r["latency_raw_ms"] / r["anchor_now_ms"] * anchor["ms"], rel=1e-3, abs=1e-4)
     assert "relative to resnet8 at 32x32 timed in the same rounds" in report["latency"]["label"]
     on_disk = json.loads((out / "nas.json").read_text())
     assert on_disk["best"]["arch"] == report["best"]["arch"]
@@ -303,8 +315,11 @@ def test_two_worker_processes_share_the_study_and_train_the_finalists(tiny_data,
     from compress.nas.study import search
 
     out = tmp_path / "two"
-    report = search(_settings(tiny_data, out, trials=4, workers=2, references=("resnet8", "resnet34")))
+    report = search(_settings(tiny_data, out, trials=4, workers=2, references=("resnet8", "resnet34"), budget_ratio=2.0))
     assert report["study"]["trials"] == 4
+    # the budget is twice ResNet8's latency, got as the candidates' are: the anchor's quiet latency
+    assert report["budget"]["budget_ms"] == pytest.approx(2 * report["latency"]["anchor"]["ms"], abs=1e-4)
+    assert "2 x resnet8 at 32x32" in report["budget"]["how"]
     assert {r["worker"] for r in report["trials"]} <= {0, 1}
     assert report["references"]["resnet34"]["arch"]["key"].startswith("imagenet-b3.4.6.3-")   # outside the space
     assert len(report["finalists"]) == 2                        # trained in the two processes
@@ -330,6 +345,8 @@ def test_nothing_fits_is_one_line_with_the_smallest_latency(tiny_data, tmp_path,
     (("--task", "detection"), "searches classifiers"),
     (("--latency-table", "/no/such/table.json"), "latency table not found"),
     (("--finalists", "0"), "--finalists 0 must be at least 1"),
+    (("--budget-ratio", "0"), "--budget-ratio 0.0 must be a positive number"),
+    (("--budget-ratio", "0.5", "--budget-ms", "1"), "give one of them"),
     (("--scales", "0.5,x"), "--scales '0.5,x': expected numbers"),
 ])
 def test_bad_requests_are_one_line(tiny_data, tmp_path, capsys, args, needle):

@@ -72,6 +72,9 @@ def nas_cmd(
                                "measured here; another: from --latency-table, else an estimate."),
     budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help="Latency budget per frame in ms "
                                               "(default: derived, 1000/30/4 = 8.333 ms)."),
+    budget_ratio: Optional[float] = typer.Option(None, "--budget-ratio", help="Instead of --budget-ms: this "
+                                                 "fraction of ResNet8's latency at --input on the target, got "
+                                                 "as every candidate's is (0.5: half of ResNet8's)."),
     max_mb: Optional[float] = typer.Option(None, "--max-mb", help="Memory budget in MB, FP32 weights + peak "
                                            "activations (default: 1/64 of the target's memory, 256 MB without one)."),
     input: str = typer.Option("64x64", "--input", help="Reference input size HEIGHTxWIDTH (the references are "
@@ -108,13 +111,14 @@ def nas_cmd(
     NSGA-II); write the Pareto front and train the best net under budget into a checkpoint."""
     from compress.nas import check_request
 
-    check_request(task, target, budget_ms, max_mb, trials, workers)     # one line before torch loads
+    check_request(task, target, budget_ms, max_mb, trials, workers, budget_ratio)   # one line before torch loads
     size = parse_size(input)
     from compress.nas.objective import ProxySettings
     from compress.nas.study import NasSettings, search
 
     settings = NasSettings(
-        task=task, data=data, out=str(out), target=target, budget_ms=budget_ms, max_mb=max_mb, input_size=size,
+        task=task, data=data, out=str(out), target=target, budget_ms=budget_ms, budget_ratio=budget_ratio,
+        max_mb=max_mb, input_size=size,
         space=_space(stages, blocks, widths, stems, _resolutions(resolutions, size)), trials=trials, workers=workers,
         storage=storage, study_name=study_name, population=population,
         proxy=ProxySettings(epochs=proxy_epochs, max_frames=proxy_frames, seed=seed),
