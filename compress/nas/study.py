@@ -9,6 +9,10 @@ and memory (`compress.nas.costs`). The budget enters as NSGA-II's constraints (l
 memory - max), so feasible candidates always outrank infeasible ones and the population is pushed
 under the budget, while the front beside it is still mapped.
 
+Start and finish: the first trials are the references the space holds and the seeds, those references
+with their widths scaled (`scales`) at every input size of the space; the last step trains the
+`finalists` best under budget by proxy figure fully and keeps the one best on the val streams.
+
 Scaling: every worker is an ordinary Optuna worker on one shared storage. `--workers N` starts N
 processes here (spawned, one torch thread each); more machines join by running the same command with
 the same `--storage` (a database URL, or a journal file on a shared file system) and `--study-name`.
