@@ -15,8 +15,15 @@ from pathlib import Path
 
 
 def _trained(records) -> list[dict]:
-    """Trained candidates, each net once (a trial that reused an earlier trial's net is left out)."""
-    return [r for r in records if r.get("accuracy") is not None and "duplicate_of" not in r]
+    """Trained candidates, each net once: a trial that reused an earlier trial's net is left out, and so
+    is one that trained a net another worker was training at the same time (the earlier trial stays)."""
+    seen, out = set(), []
+    for r in sorted((r for r in records if r.get("accuracy") is not None and "duplicate_of" not in r),
+                    key=lambda r: r.get("number", 0)):
+        if r["arch"]["key"] not in seen:
+            seen.add(r["arch"]["key"])
+            out.append(r)
+    return out
 
 
 def _dominates(a: dict, b: dict) -> bool:

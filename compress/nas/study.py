@@ -454,9 +454,11 @@ def _enqueue_references(study, settings: NasSettings) -> list[str]:
     space, ordinary candidates that start the search from the nets the FPUS23 paper's search found,
     scaled in width and resolution, not only from random ones (on the phantom's plane task ResNet8 at
     x0.5 read 0.907, 0.876, 0.888 unseen for seeds 0-2 at 64x64 and 0.932, 0.898, 0.920 at 80x80, where
-    ResNet8 read 0.933, 0.894, 0.898). Returns the names of the references outside the space."""
+    ResNet8 read 0.933, 0.894, 0.898). At most half the trials (rounded up) are queued, in that order,
+    so the search still explores. Returns the names of the references outside the space."""
     outside, keys = [], set()
     queued = {t.user_attrs.get("reference") or t.user_attrs.get("seed") for t in study.get_trials(deepcopy=False)}
+    room = (settings.trials + 1) // 2 - len(queued - {None})
     queue = [(name, REFERENCES[name].at(settings.input_size), {"reference": name}) for name in settings.references]
     queue += [(label, settings.space.scaled(ref.at(size), f), {"seed": label})
               for name, ref, _ in list(queue) for f in settings.scales for size in settings.space.resolutions
@@ -468,8 +470,9 @@ def _enqueue_references(study, settings: NasSettings) -> list[str]:
         if params is None or arch.key() in keys:
             continue
         keys.add(arch.key())
-        if label not in queued:
+        if label not in queued and room > 0:
             study.enqueue_trial(params, user_attrs=attrs)
+            room -= 1
     return outside
 
 
@@ -586,8 +589,9 @@ def _train_finalists(settings: NasSettings, top: list[dict]) -> list[dict]:
     0.944 after 3 epochs and 0.817 on its test streams after 8), so the final choice is made among
     several on the val figure their full training reached."""
     archs = [r["arch"] for r in top]
-    _say(settings.progress, f"training the {len(archs)} best nets under budget for {settings.final_epochs} epochs "
-                            f"each; the best on the val streams is kept")
+    which = "the best net" if len(archs) == 1 else f"the {len(archs)} best nets"
+    _say(settings.progress, f"training {which} under budget for {settings.final_epochs} epochs; the best on the "
+                            f"val streams is kept")
     if settings.workers == 1 or len(archs) == 1:
         rows = [_train_final(settings, a) for a in archs]
     else:

@@ -256,7 +256,7 @@ def _settings(data, out, **changes):
     base = dict(task="orientation", data=str(data), out=str(out), target="cpu", input_size=(32, 32),
                 space=SearchSpace(stages=(2, 3), resolutions=((32, 32),), widths=(8, 256)), trials=3,
                 proxy=ProxySettings(epochs=1, batch_size=16), references=("resnet8",), latency_rounds=2,
-                final_epochs=1, finalists=2, scales=(0.5,), progress=False)
+                final_epochs=1, finalists=2, scales=(0.5, 0.25), progress=False)
     return NasSettings(**{**base, **changes})
 
 
@@ -272,6 +272,7 @@ def test_search_writes_the_front_and_a_checkpoint_export_takes(tiny_data, tmp_pa
     assert report["trials"][0].get("reference") == "resnet8"            # enqueued first, trained like the rest
     assert report["trials"][1].get("seed") == "resnet8 x0.5 at 32x32"   # then ResNet8 at half its widths
     assert report["trials"][1]["arch"]["key"] == "imagenet-b1.1.1-w32.64.128-32x32"
+    assert "seed" not in report["trials"][2]                            # at most half the trials are queued
     assert report["front"]
     assert report["best"]["fits"]
     assert all(r["latency_how"] == "measured" and r["latency_ms"] > 0 for r in report["trials"])
@@ -384,8 +385,10 @@ def test_the_front_the_best_under_budget_and_reused_nets():
 
     records = [rec(0, 0.9, 2.0, 5.0), rec(1, 0.8, 0.5, 1.0), rec(2, 0.7, 0.6, 1.5), rec(3, None, 0.1, 0.1),
                rec(4, 0.95, 0.5, 1.0, duplicate_of=1)]
+    twin = {**rec(5, 0.99, 0.5, 1.0), "arch": {"key": "k1"}}     # trained beside trial 1 by another worker
     assert [r["number"] for r in pareto_front(records)] == [1, 0]           # 2 is beaten by 1; 3 untrained; 4 a copy
     assert [r["number"] for r in top_under_budget(records, {"budget_ms": 1.0, "max_mb": 2.0}, 3)] == [1, 2]
+    assert [r["number"] for r in top_under_budget([twin, *records], {"budget_ms": 1.0, "max_mb": 2.0}, 3)] == [1, 2]
     assert top_under_budget(records, {"budget_ms": 0.2, "max_mb": 2.0}, 3) == []
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     study.add_trial(optuna.trial.create_trial(values=[0.8, 0.5, 1.0], user_attrs={"record": records[1]}))
