@@ -184,17 +184,13 @@ class _Worker:
     """What one process needs for its trials: the data, the latency source, the budget."""
 
     def __init__(self, settings: NasSettings, budget: dict, index: int, anchor: dict | None = None):
-        from compress.nas.costs import LatencySource, load_table
         from compress.nas.objective import ProxyData
-        from targets import get_target
 
         self.settings, self.budget, self.index = settings, budget, index
         self.data = ProxyData(settings.data, settings.task, seed=settings.seed, max_frames=settings.proxy.max_frames)
-        table = load_table(settings.latency_table) if settings.latency_table else None
         Path(settings.out).mkdir(parents=True, exist_ok=True)
-        self.latency = LatencySource(get_target(settings.target), table, rounds=settings.latency_rounds,
-                                     lock=Path(settings.out) / ".timing.lock", num_classes=self.data.task.num_classes,
-                                     anchor=anchor)
+        self.latency = _latency_source(settings, rounds=settings.latency_rounds, lock=Path(settings.out) / ".timing.lock",
+                                       num_classes=self.data.task.num_classes, anchor=anchor)
 
     def evaluate(self, arch, label: str, study=None, always_train: bool = False) -> dict:
         from compress.nas.objective import evaluate_arch
@@ -344,17 +340,25 @@ def resolve_budget(settings: NasSettings, anchor: dict | None = None) -> dict:
             "how": f"latency {ms_how}; memory {'given (--max-mb)' if settings.max_mb else d['mb_how']}"}
 
 
-def _reference_ms(settings: NasSettings, anchor: dict | None) -> tuple[float, str]:
-    from compress.nas.costs import ANCHOR, LatencySource, load_table
-    from compress.nas.space import REFERENCES
+def _latency_source(settings: NasSettings, num_classes: int | None = None, **kwargs):
+    """The search's `LatencySource`: its target, its device table if any, the task's classes; `kwargs`
+    (rounds, lock, anchor) as `LatencySource` takes them."""
+    from compress.nas.costs import LatencySource, load_table
     from edge.core.tasks import get_task
     from targets import get_target
 
+    table = load_table(settings.latency_table) if settings.latency_table else None
+    return LatencySource(get_target(settings.target), table,
+                         num_classes=num_classes or get_task(settings.task).num_classes, **kwargs)
+
+
+def _reference_ms(settings: NasSettings, anchor: dict | None) -> tuple[float, str]:
+    from compress.nas.costs import ANCHOR
+    from compress.nas.space import REFERENCES
+
     if anchor is not None:
         return anchor["ms"], "measured here"
-    table = load_table(settings.latency_table) if settings.latency_table else None
-    source = LatencySource(get_target(settings.target), table, num_classes=get_task(settings.task).num_classes)
-    return source.ms(REFERENCES[ANCHOR].at(settings.input_size))
+    return _latency_source(settings).ms(REFERENCES[ANCHOR].at(settings.input_size))
 
 
 def _anchored(settings: NasSettings) -> bool:
@@ -368,18 +372,14 @@ def _check_possible(settings: NasSettings, budget: dict) -> dict:
     """Refuse a budget nothing in the space can meet, before any training: the smallest net's costs."""
     import torch
 
-    from compress.nas.costs import LatencySource, load_table, model_costs
+    from compress.nas.costs import model_costs
     from edge.core.tasks import get_task
     from edge.ml.models import create_model
-    from targets import get_target
 
     arch = settings.space.smallest()
     torch.manual_seed(0)
     model = create_model("resnet_nas", get_task(settings.task), input_size=arch.input_size, **arch.model_kwargs())
-    table = load_table(settings.latency_table) if settings.latency_table else None
-    source = LatencySource(get_target(settings.target), table, rounds=settings.latency_rounds,
-                           num_classes=get_task(settings.task).num_classes)
-    ms, how = source.ms(arch, model)
+    ms, how = _latency_source(settings, rounds=settings.latency_rounds).ms(arch, model)
     costs = model_costs(model)
     if ms > budget["budget_ms"] or costs["memory_mb"] > budget["max_mb"]:
         raise UnsupportedError(
@@ -498,10 +498,9 @@ def _run_all(settings: NasSettings, budget: dict, study, references: list[str]) 
             run_worker(settings, budget, 0, on_trial=advance)
             return refs
         import concurrent.futures as cf
-        import multiprocessing
 
-        one = replace(settings, proxy=replace(settings.proxy, threads=settings.proxy.threads or 1))
-        with cf.ProcessPoolExecutor(settings.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        one = _one_thread(settings)
+        with _spawn_pool(settings.workers) as pool:
             refs = {name: pool.submit(run_reference, one, budget, name, i % settings.workers, anchor)
                     for i, name in enumerate(references)}
             workers = [pool.submit(run_worker, one, budget, i) for i in range(settings.workers)]
@@ -518,6 +517,19 @@ def _run_all(settings: NasSettings, budget: dict, study, references: list[str]) 
         overall.close()
 
 
+def _one_thread(settings: NasSettings) -> NasSettings:
+    """The settings a spawned worker process gets: one torch thread unless the proxy names a count."""
+    return replace(settings, proxy=replace(settings.proxy, threads=settings.proxy.threads or 1))
+
+
+def _spawn_pool(processes: int):
+    """Worker processes started afresh ("spawn": no forked torch or Optuna state)."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    return cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+
+
 def _records(study) -> list[dict]:
     from optuna.trial import TrialState
 
@@ -526,18 +538,15 @@ def _records(study) -> list[dict]:
 
 
 def _finish(settings: NasSettings, budget: dict, study, smallest: dict, elapsed: float) -> dict:
-    from compress.nas.costs import LatencySource, cross_validate, load_table
+    from compress.nas.costs import cross_validate
     from compress.nas.report import pareto_front, top_under_budget, write_report
     from compress.nas.space import Arch
     from edge.core.tasks import get_task
-    from targets import get_target
 
     records = _records(study)
     refs = {r["reference"]: r for r in records if r.get("reference")}
     refs.update(_stored_references(study))
-    table = load_table(settings.latency_table) if settings.latency_table else None
-    source = LatencySource(get_target(settings.target), table, num_classes=get_task(settings.task).num_classes,
-                           anchor=study.user_attrs.get("anchor"))
+    source = _latency_source(settings, anchor=study.user_attrs.get("anchor"))
     latency = source.to_dict()
     measured = [r for r in [*records, *refs.values()] if r["latency_how"] == "measured"]
     if measured:
@@ -595,11 +604,8 @@ def _train_finalists(settings: NasSettings, top: list[dict]) -> list[dict]:
     if settings.workers == 1 or len(archs) == 1:
         rows = [_train_final(settings, a) for a in archs]
     else:
-        import concurrent.futures as cf
-        import multiprocessing
-
-        one = replace(settings, proxy=replace(settings.proxy, threads=settings.proxy.threads or 1), progress=False)
-        with cf.ProcessPoolExecutor(min(settings.workers, len(archs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        one = replace(_one_thread(settings), progress=False)
+        with _spawn_pool(min(settings.workers, len(archs))) as pool:
             rows = list(pool.map(_train_final, [one] * len(archs), archs))
     for r, rec in zip(rows, top):
         r.update(proxy=rec["accuracy"], latency_ms=rec["latency_ms"], number=rec["number"])
@@ -635,11 +641,8 @@ def _train_final(settings: NasSettings, arch: dict) -> dict:
 
 def _keep_final(settings: NasSettings, final: dict) -> None:
     """Copy the chosen finalist to `out/TASK.nas.pt` (whole or not at all); `final` names that copy."""
-    import os
-    import shutil
+    from runtime.atomic import write_bytes_atomic
 
     path = Path(settings.out) / f"{settings.task}.nas.pt"
-    tmp = path.with_name(f".{path.name}.partial")
-    shutil.copyfile(final["checkpoint"], tmp)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, Path(final["checkpoint"]).read_bytes())
     final["trained_as"], final["checkpoint"] = final["checkpoint"], str(path)
