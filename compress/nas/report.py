@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from runtime.atomic import write_bytes_atomic
 
 
 def _trained(records) -> list[dict]:
@@ -154,24 +155,13 @@ def plot(report: dict, path) -> Path:
     return Path(path)
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(report: dict, out) -> dict[str, Path]:
     """nas.json, nas.md and nas.png in `out` (each written whole or not at all)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "nas.json", "md": out / "nas.md", "png": out / "nas.png"}
-    _write_text(paths["json"], json.dumps(report, indent=2, default=str) + "\n")
-    _write_text(paths["md"], to_markdown(report))
+    write_bytes_atomic(paths["json"], (json.dumps(report, indent=2, default=str) + "\n").encode())
+    write_bytes_atomic(paths["md"], to_markdown(report).encode())
     tmp = out / ".nas.partial.png"
     plot(report, tmp)
     os.replace(tmp, paths["png"])
