@@ -125,7 +125,7 @@ def run(work: Path, task: str, trials: int, workers: int, quick: bool, reuse: bo
         rep = json.loads(proc.stdout)
     res["budget_ms"] = rep["budget"]["budget_ms"]
     r8_ms = res["resnet8_ms"] = rep["latency"]["anchor"]["ms"]
-    res["nas"] = {k: rep.get(k) for k in ("budget", "latency", "study", "best", "final", "finalists", "search_seconds",
+    res["nas"] = {k: rep.get(k) for k in ("budget", "latency", "study", "best", "final", "finalists", "selection", "search_seconds",
                                            "finalists_seconds", "space", "proxy")}
     res["nas"]["front"] = [r for r in rep["trials"] if r["number"] in rep["front"]]
     res["nas"]["references"] = rep["references"]

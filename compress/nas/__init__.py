@@ -5,7 +5,9 @@
 | `space.py` | the search space (stem, stages, blocks and widths per stage, input size) and `Arch`, a plain spec the `resnet_nas` zoo family builds |
 | `costs.py` | what a candidate costs: memory (weights + peak activations), latency measured with ONNX Runtime on the host (`cpu`), looked up in a device's latency table, or estimated by a per-layer latency model (fitted on measurements, or nominal device figures); default budgets |
 | `objective.py` | proxy training on the user's data (train streams), scored on the val streams, with early stopping of poor trials |
-| `study.py` | the Optuna study (NSGA-II, constrained by the budget), its storage (journal file, SQLite or a database URL), worker processes, its seeds (the references scaled), the full training of the finalists |
+| `study.py` | the Optuna study (NSGA-II, constrained by the budget), its storage (journal file, SQLite or a database URL), worker processes, its seeds (the references scaled) |
+| `finalists.py` | the last step: the best under budget by proxy compared by cross-validation over the streams outside test, the best mean trained by `edgekit train`'s recipe and kept |
+| `workers.py` | the worker processes (spawned, one torch thread each) the trials and the finalists' folds run in |
 | `archs.py` | candidate ONNX files for a device to time (`edgekit nas-archs` -> `edgekit bench-archs` -> `--latency-table`) |
 | `report.py` | the Pareto front as JSON, Markdown and PNG |
 """

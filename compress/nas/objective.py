@@ -77,6 +77,21 @@ class ProxyData:
         return (TaskDataset(self.train, self.task, preprocess_spec, augment=Augment()),
                 TaskDataset(self.val, self.task, preprocess_spec))
 
+    def folds(self, k: int) -> tuple[list[tuple[list, list]], list[str]]:
+        """(train, val) sample lists for choosing among finalists, and the split's warnings: the streams
+        `edgekit train` trains and validates on (never its test streams) cut into `k` parts by stream
+        (`split_streams`: every class in every part that the data allows), each part the val of one fold.
+        `k` 1, or fewer streams than `k`: the one fold is the train and val split itself."""
+        from edge.ml.data import split_streams
+
+        pool = self.train + self.val
+        if k > 1 and len({s.group for s in pool}) >= k:
+            cut = split_streams(pool, self.task, (1 / k,) * k, seed=self.split.seed)
+            lacks = [(i, cut.missing.get(name)) for i, name in enumerate(cut.names)]
+            return [([s for j, p in enumerate(cut.parts) if j != i for s in p], cut.parts[i]) for i in range(k)], \
+                [f"fold {i + 1}'s val streams hold no frame of {', '.join(map(repr, c))}" for i, c in lacks if c]
+        return [(self.train, self.val)], list(self.split.warnings)
+
     def describe(self) -> dict:
         rec = self.split.record()
         return {"train_frames": len(self.train), "val_frames": len(self.val), "test_frames": len(self.test),

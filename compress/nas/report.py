@@ -90,15 +90,17 @@ def to_markdown(report: dict, every_trial: bool = True) -> str:
     if final:
         test = ", ".join(f"{k} {v:.4f}" for k, v in final["test"].items() if isinstance(v, (int, float)))
         lines += [f"Trained {final['epochs']} epochs: `{final['checkpoint']}`; test streams: {test}", ""]
-    if report.get("finalists"):
-        lines += [f"## Finalists (the best {len(report['finalists'])} under budget by proxy, each trained "
-                  f"{report['finalists'][0]['epochs']} epochs; the best on val is kept)", "",
-                  f"| trial | net | proxy {metric} | val {metric} | test {metric} | latency ms | kept |",
+    if report.get("finalists") and len(report["finalists"]) > 1:
+        how = report["selection"]
+        lines += [f"## Finalists (the best {len(report['finalists'])} under budget by proxy; each trained "
+                  f"{how['epochs']} epochs on each of {how['folds']} folds of the streams outside test; the best "
+                  f"mean is kept)", "",
+                  f"| trial | net | proxy {metric} | fold {metric} | mean | latency ms | kept |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {f['number']} | {f['arch']['key']} | {f['proxy']:.3f} | {f['val']:.3f} | "
-                  f"{_fmt(f['test'].get(metric))} | {f['latency_ms']:.3g} | "
+        lines += [f"| {f['number']} | {f['arch']['key']} | {f['proxy']:.3f} | {' '.join(f'{v:.3f}' for v in f['folds'])} | "
+                  f"{f['cv']:.3f} | {f['latency_ms']:.3g} | "
                   f"{'yes' if final and f['arch']['key'] == final['arch']['key'] else ''} |" for f in report["finalists"]]
-        lines += [""]
+        lines += [""] + [f"Note: {w}." for w in how["warnings"]] + ([""] if how["warnings"] else [])
     lines += ["## Pareto front (trained candidates)", "", HEADER.format(metric=metric)]
     by_number = {r["number"]: r for r in report["trials"]}
     lines += [_row(by_number[n]) for n in report["front"]] + [""]

@@ -11,7 +11,8 @@ under the budget, while the front beside it is still mapped.
 
 Start and finish: the first trials are the references the space holds and the seeds, those references
 with their widths scaled (`scales`) at every input size of the space; the last step trains the
-`finalists` best under budget by proxy figure fully and keeps the one best on the val streams.
+`finalists` best under budget by proxy figure by cross-validation over the streams outside test
+(`compress.nas.finalists`) and trains the best of them fully.
 
 Scaling: every worker is an ordinary Optuna worker on one shared storage. `--workers N` starts N
 processes here (spawned, one torch thread each); more machines join by running the same command with
@@ -25,11 +26,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from compress.nas.objective import ProxySettings
 from compress.nas.space import REFERENCES, SearchSpace
+from compress.nas.workers import one_thread, spawn_pool
 from edge.core.errors import BadInputError, UnsupportedError
 
 DIRECTIONS = ("maximize", "minimize", "minimize")     # accuracy, latency_ms, memory_mb
@@ -59,7 +61,8 @@ class NasSettings:
     latency_table: str | None = None
     latency_rounds: int = 20
     final_epochs: int = 8                    # 0: no final training
-    finalists: int = 3                       # the best under budget by proxy, trained fully; chosen on val
+    finalists: int = 5                       # the best under budget by proxy, compared by cross-validation
+    folds: int = 3                           # their folds (`compress.nas.finalists`); 1: train's val split
     seed: int = 0
     progress: bool = True
 
@@ -73,9 +76,9 @@ class NasSettings:
         unknown = [r for r in self.references if r not in REFERENCES]
         if unknown:
             raise BadInputError(f"--references {', '.join(unknown)}: expected some of {', '.join(REFERENCES)}")
-        if self.finalists < 1 or any(not 0 < f <= 4 for f in self.scales):
-            raise BadInputError(f"--finalists {self.finalists} must be at least 1 and --scales "
-                                f"{','.join(map(str, self.scales))} within 0..4 (e.g. 0.75,0.5,0.25)")
+        if self.finalists < 1 or self.folds < 1 or any(not 0 < f <= 4 for f in self.scales):
+            raise BadInputError(f"--finalists {self.finalists} and --folds {self.folds} must be at least 1 and "
+                                f"--scales {','.join(map(str, self.scales))} within 0..4 (e.g. 0.75,0.5,0.25)")
         if self.population is not None and self.population < 2:
             raise BadInputError(f"--population {self.population} must be at least 2")
         object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
@@ -499,8 +502,8 @@ def _run_all(settings: NasSettings, budget: dict, study, references: list[str]) 
             return refs
         import concurrent.futures as cf
 
-        one = _one_thread(settings)
-        with _spawn_pool(settings.workers) as pool:
+        one = one_thread(settings)
+        with spawn_pool(settings.workers) as pool:
             refs = {name: pool.submit(run_reference, one, budget, name, i % settings.workers, anchor)
                     for i, name in enumerate(references)}
             workers = [pool.submit(run_worker, one, budget, i) for i in range(settings.workers)]
@@ -515,19 +518,6 @@ def _run_all(settings: NasSettings, budget: dict, study, references: list[str]) 
     finally:
         overall.n = min(settings.trials, _finished(study))
         overall.close()
-
-
-def _one_thread(settings: NasSettings) -> NasSettings:
-    """The settings a spawned worker process gets: one torch thread unless the proxy names a count."""
-    return replace(settings, proxy=replace(settings.proxy, threads=settings.proxy.threads or 1))
-
-
-def _spawn_pool(processes: int):
-    """Worker processes started afresh ("spawn": no forked torch or Optuna state)."""
-    import concurrent.futures as cf
-    import multiprocessing
-
-    return cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _records(study) -> list[dict]:
@@ -575,12 +565,13 @@ def _finish(settings: NasSettings, budget: dict, study, smallest: dict, elapsed:
         "best": best, "final": None, "finalists": [], "search_seconds": round(elapsed, 1),
     }
     if top and settings.final_epochs:
+        from compress.nas.finalists import choose
+
         t0 = time.perf_counter()
-        report["finalists"] = _train_finalists(settings, top)
+        report["finalists"], report["final"], report["selection"] = choose(settings, top,
+                                                                           lambda text: _say(settings.progress, text))
         report["finalists_seconds"] = round(time.perf_counter() - t0, 1)
-        report["final"] = dict(max(report["finalists"], key=lambda f: (f["val"], -f["latency_ms"])))
         report["best"] = next(r for r in top if r["arch"]["key"] == report["final"]["arch"]["key"])
-        _keep_final(settings, report["final"])
     write_report(report, settings.out)
     if best is None:
         trained = [r for r in records if r["accuracy"] is not None]
@@ -590,59 +581,3 @@ def _finish(settings: NasSettings, budget: dict, study, smallest: dict, elapsed:
             f"{budget['max_mb']:g} MB on {settings.target}; the fastest found takes {fastest['latency_ms']:.3g} ms "
             f"and {fastest['memory_mb']:.3g} MB ({fastest['arch']['key']}); the front is in {settings.out}/nas.md")
     return report
-
-
-def _train_finalists(settings: NasSettings, top: list[dict]) -> list[dict]:
-    """The best candidates under budget by proxy figure, each trained fully (`_train_final`), in this
-    process for one worker, else in `workers` spawned processes. A short proxy misranks nets (one scored
-    0.944 after 3 epochs and 0.817 on its test streams after 8), so the final choice is made among
-    several on the val figure their full training reached."""
-    archs = [r["arch"] for r in top]
-    which = "the best net" if len(archs) == 1 else f"the {len(archs)} best nets"
-    _say(settings.progress, f"training {which} under budget for {settings.final_epochs} epochs; the best on the "
-                            f"val streams is kept")
-    if settings.workers == 1 or len(archs) == 1:
-        rows = [_train_final(settings, a) for a in archs]
-    else:
-        one = replace(_one_thread(settings), progress=False)
-        with _spawn_pool(min(settings.workers, len(archs))) as pool:
-            rows = list(pool.map(_train_final, [one] * len(archs), archs))
-    for r, rec in zip(rows, top):
-        r.update(proxy=rec["accuracy"], latency_ms=rec["latency_ms"], number=rec["number"])
-        _say(settings.progress, f"finalist {r['arch']['key']}: proxy {r['proxy']:.3f}, val {r['val']:.3f} after "
-                                f"{r['epochs']} epochs ({r['seconds']:.0f} s)")
-    return rows
-
-
-def _train_final(settings: NasSettings, arch: dict) -> dict:
-    """One net trained by `edgekit train`'s recipe (the search's split) into `out/finalists/`: a
-    checkpoint compress and export take. Its val figure is the one the training selected its epoch by."""
-    import torch
-
-    from compress.nas.space import Arch
-    from edge.ml.checkpoint import load_checkpoint
-    from edge.ml.training.evaluate import headline
-    from edge.ml.training.train import train
-
-    if settings.proxy.threads:
-        torch.set_num_threads(settings.proxy.threads)
-    arch = Arch.from_dict(arch)
-    path = Path(settings.out) / "finalists" / f"{settings.task}.{arch.key()}.pt"
-    t0 = time.perf_counter()
-    ckpt, metrics = train(settings.task, "resnet_nas", settings.data, epochs=settings.final_epochs, out=path,
-                          input_size=arch.input_size, batch_size=settings.proxy.batch_size, lr=settings.proxy.lr,
-                          seed=settings.seed, progress=settings.progress, model_kwargs=arch.model_kwargs())
-    selection = load_checkpoint(ckpt)["provenance"]["recipe"]["selection"]
-    return {"checkpoint": str(ckpt), "epochs": settings.final_epochs, "arch": arch.to_dict(),
-            "val": round(float(selection["value"] or 0.0), 6), "val_metric": selection["by"],
-            "test": headline(metrics), "warnings": metrics.get("warnings", []),
-            "seconds": round(time.perf_counter() - t0, 1)}
-
-
-def _keep_final(settings: NasSettings, final: dict) -> None:
-    """Copy the chosen finalist to `out/TASK.nas.pt` (whole or not at all); `final` names that copy."""
-    from runtime.atomic import write_bytes_atomic
-
-    path = Path(settings.out) / f"{settings.task}.nas.pt"
-    write_bytes_atomic(path, Path(final["checkpoint"]).read_bytes())
-    final["trained_as"], final["checkpoint"] = final["checkpoint"], str(path)

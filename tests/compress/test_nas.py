@@ -247,6 +247,25 @@ def test_a_budget_ratio_on_a_device_without_a_table_halves_the_estimate(tmp_path
     assert "estimate" in budget["how"]
 
 
+def test_folds_cut_the_streams_outside_test_and_never_touch_test(tiny_data):
+    from compress.nas.objective import ProxyData
+
+    data = ProxyData(tiny_data, "orientation", preload=False)
+    pool = {s.group for s in data.train + data.val}
+    test = {s.group for s in data.test}
+    folds, _ = data.folds(3)
+    assert len(folds) == 3
+    vals = [{s.group for s in val} for _, val in folds]
+    assert set().union(*vals) == pool
+    assert sum(map(len, vals)) == len(pool)
+    for (train, _val), groups in zip(folds, vals):
+        assert {s.group for s in train} == pool - groups                          # trained on the others
+        assert not ({s.group for s in train} | groups) & test
+    one, _ = data.folds(len(pool) + 1)                                            # too few streams: train's split
+    assert len(one) == 1
+    assert one[0] == (data.train, data.val)
+
+
 # --- the search -----------------------------------------------------------------------------------------
 def _settings(data, out, **changes):
     from compress.nas.objective import ProxySettings
@@ -286,11 +305,18 @@ def test_search_writes_the_front_and_a_checkpoint_export_takes(tiny_data, tmp_pa
     assert on_disk["best"]["arch"] == report["best"]["arch"]
     assert "## Pareto front" in (out / "nas.md").read_text()
     assert (out / "nas.png").read_bytes()[:4] == b"\x89PNG"
-    # the finalists: the best under budget by proxy, each trained fully; the best on val is kept
+    # the finalists: the best under budget by proxy, each trained on every fold; the best mean is kept
     finalists = report["finalists"]
-    assert 1 <= len(finalists) <= 2
+    assert len(finalists) == 2
     assert [f["proxy"] for f in finalists] == sorted((f["proxy"] for f in finalists), reverse=True)
-    assert report["final"]["val"] == max(f["val"] for f in finalists)
+    how = report["selection"]
+    assert how["folds"] == 3
+    assert len(how["val_streams"]) == 3
+    assert sum(how["val_streams"]) >= 3
+    assert all(len(f["folds"]) == 3 and f["cv"] == pytest.approx(sum(f["folds"]) / 3, abs=1e-6) for f in finalists)
+    assert report["final"]["cv"] == max(f["cv"] for f in finalists)
+    assert report["final"]["val"] >= 0
+    assert "macro_f1" in report["final"]["test"]
     assert report["final"]["checkpoint"] == str(out / "orientation.nas.pt")
     assert Path(report["final"]["trained_as"]).read_bytes() == (out / "orientation.nas.pt").read_bytes()
     assert report["best"]["arch"] == report["final"]["arch"]
@@ -323,9 +349,10 @@ def test_two_worker_processes_share_the_study_and_train_the_finalists(tiny_data,
     assert "2 x resnet8 at 32x32" in report["budget"]["how"]
     assert {r["worker"] for r in report["trials"]} <= {0, 1}
     assert report["references"]["resnet34"]["arch"]["key"].startswith("imagenet-b3.4.6.3-")   # outside the space
-    assert len(report["finalists"]) == 2                        # trained in the two processes
-    assert all(Path(f["checkpoint"]).is_file() and f["val"] >= 0 for f in report["finalists"])
+    assert len(report["finalists"]) == 2                        # their folds trained in the two processes
+    assert all(len(f["folds"]) == 3 and all(0 <= v <= 1 for v in f["folds"]) for f in report["finalists"])
     assert (out / "orientation.nas.pt").is_file()
+    assert list((out / "finalists").iterdir()) == [Path(report["final"]["trained_as"])]   # only the chosen one
 
 
 def test_nothing_fits_is_one_line_with_the_smallest_latency(tiny_data, tmp_path, capsys):
@@ -345,7 +372,8 @@ def test_nothing_fits_is_one_line_with_the_smallest_latency(tiny_data, tmp_path,
     (("--storage", "sqlite:////no/such/dir/study.db"), "cannot be opened"),
     (("--task", "detection"), "searches classifiers"),
     (("--latency-table", "/no/such/table.json"), "latency table not found"),
-    (("--finalists", "0"), "--finalists 0 must be at least 1"),
+    (("--finalists", "0"), "--finalists 0 and --folds 3 must be at least 1"),
+    (("--folds", "0"), "--finalists 5 and --folds 0 must be at least 1"),
     (("--budget-ratio", "0"), "--budget-ratio 0.0 must be a positive number"),
     (("--budget-ratio", "0.5", "--budget-ms", "1"), "give one of them"),
     (("--scales", "0.5,x"), "--scales '0.5,x': expected numbers"),

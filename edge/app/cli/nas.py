@@ -95,8 +95,10 @@ def nas_cmd(
     proxy_frames: Optional[int] = typer.Option(None, "--proxy-frames", help="Training frames per proxy epoch "
                                                "(an even subsample; default: all)."),
     epochs: int = typer.Option(8, "--epochs", help="Epochs of the final training of the finalists (0: none)."),
-    finalists: int = typer.Option(3, "--finalists", help="The best nets under budget by proxy figure, each "
-                                  "trained --epochs; the one best on the val streams is kept."),
+    finalists: int = typer.Option(5, "--finalists", help="The best nets under budget by proxy figure, compared "
+                                  "by training each --epochs on every fold; the best mean is trained and kept."),
+    folds: int = typer.Option(3, "--folds", help="Folds of the streams outside test that the finalists are "
+                              "compared on (1: train's own val split)."),
     latency_table: Optional[Path] = typer.Option(None, "--latency-table", help="JSON table from "
                                                  "`edgekit bench-archs` on the device."),
     references: str = typer.Option("resnet8,resnet10,resnet34", "--references", help="Nets measured and "
@@ -123,7 +125,7 @@ def nas_cmd(
         storage=storage, study_name=study_name, population=population,
         proxy=ProxySettings(epochs=proxy_epochs, max_frames=proxy_frames, seed=seed),
         references=_names(references), scales=_factors(scales), latency_table=str(latency_table) if latency_table else None,
-        final_epochs=epochs, finalists=finalists, seed=seed)
+        final_epochs=epochs, finalists=finalists, folds=folds, seed=seed)
     report = search(settings)
     if json_out:
         print_json(report)

@@ -51,7 +51,7 @@ def train(task: str, model_name: str, data, *, epochs: int, out, input_size=None
 
     t0 = time.perf_counter()
     if step_size is None:
-        step_size = 20 if epochs > 20 else max(1, epochs - max(1, epochs // 4))
+        step_size = default_step_size(epochs)
     samples, labels = load_samples(data, task)
     task_obj = get_task(task).with_labels(labels)
     fractions = DETECTION_SPLIT if task_obj.kind == DETECTION else CLASSIFIER_SPLIT
@@ -88,6 +88,12 @@ def train(task: str, model_name: str, data, *, epochs: int, out, input_size=None
         "elapsed_s": round(time.perf_counter() - t0, 2),
     }
     return save_checkpoint(out, model, provenance=provenance), metrics
+
+
+def default_step_size(epochs: int) -> int:
+    """The epoch at which `train` drops the learning rate by `gamma`: for the last quarter of the epochs
+    (at least the last one), or at 20 for runs over 20 epochs, as FPUS23."""
+    return 20 if epochs > 20 else max(1, epochs - max(1, epochs // 4))
 
 
 def _balance_power() -> float:
