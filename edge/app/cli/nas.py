@@ -94,7 +94,8 @@ def nas_cmd(
     proxy_epochs: int = typer.Option(3, "--proxy-epochs", help="Proxy training epochs per candidate."),
     proxy_frames: Optional[int] = typer.Option(None, "--proxy-frames", help="Training frames per proxy epoch "
                                                "(an even subsample; default: all)."),
-    epochs: int = typer.Option(8, "--epochs", help="Epochs of the final training of the finalists (0: none)."),
+    epochs: int = typer.Option(8, "--epochs", help="Epochs of every training of a finalist: on each fold, "
+                               "and the final one (0: none)."),
     finalists: int = typer.Option(5, "--finalists", help="The best nets under budget by proxy figure, compared "
                                   "by training each --epochs on every fold; the best mean is trained and kept."),
     folds: int = typer.Option(3, "--folds", help="Folds of the streams outside test that the finalists are "
