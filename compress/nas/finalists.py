@@ -17,6 +17,7 @@ faster) is trained once more by `edgekit train` on its usual split into `out/fin
 """
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 
@@ -35,17 +36,17 @@ def choose(settings, top: list[dict], say) -> tuple[list[dict], dict, dict]:
            "val_streams": [len({s.group for s in val}) for _, val in folds],
            "by": "the mean over the folds of the best epoch's val figure (ties: the faster)"}
     if len(rows) > 1:
-        which = f"the {len(rows)} best nets under budget"
-        say(f"cross-validating {which} ({len(folds)} fold(s) of {', '.join(map(str, how['val_streams']))} val "
-            f"streams, {settings.final_epochs} epochs each)")
+        k = len(folds)
+        say(f"cross-validating the {len(rows)} best nets under budget ({k} fold(s) of "
+            f"{', '.join(map(str, how['val_streams']))} val streams, {settings.final_epochs} epochs each)")
         t0 = time.perf_counter()
-        jobs = [(r["arch"], i) for r in rows for i in range(len(folds))]
-        scores = _run_folds(settings, jobs, say)
-        for r in rows:
-            mine = [s for (arch, _), s in zip(jobs, scores) if arch is r["arch"]]
+        scores = _run_folds(settings, [(r["arch"], i) for r in rows for i in range(k)], say)
+        for n, r in enumerate(rows):
+            mine = scores[n * k:(n + 1) * k]            # the jobs are row by row, fold by fold
             figs = [s["figure"] for s in mine]
-            r.update(folds=[round(f, 6) for f in figs], cv=round(sum(figs) / len(figs), 6),
-                     cv_sd=round(_sd(figs), 6), seconds=round(sum(s["seconds"] for s in mine), 1))
+            r.update(folds=[round(f, 6) for f in figs], cv=round(statistics.fmean(figs), 6),
+                     cv_sd=round(statistics.stdev(figs) if k > 1 else 0.0, 6),
+                     seconds=round(sum(s["seconds"] for s in mine), 1))
             say(f"finalist {r['arch']['key']}: proxy {r['proxy']:.3f}, folds "
                 f"{' '.join(f'{f:.3f}' for f in figs)} (mean {r['cv']:.3f})")
         how["seconds"] = round(time.perf_counter() - t0, 1)
@@ -53,7 +54,7 @@ def choose(settings, top: list[dict], say) -> tuple[list[dict], dict, dict]:
     else:
         chosen = rows[0]
     say(f"training {chosen['arch']['key']} for {settings.final_epochs} epochs on `edgekit train`'s split")
-    final = {**train_final(settings, chosen["arch"]), **{k: chosen[k] for k in ("number", "proxy", "latency_ms")}}
+    final = {**train_final(settings, chosen["arch"]), **{f: chosen[f] for f in ("number", "proxy", "latency_ms")}}
     if "cv" in chosen:
         final["cv"] = chosen["cv"]
     _keep(settings, final)
@@ -92,11 +93,7 @@ def fold_score(settings, arch: dict, fold: int) -> dict:
 
     from compress.nas.objective import ProxyData
     from compress.nas.space import Arch
-    from edge.ml.data.augment import Augment
-    from edge.ml.data.dataset import TaskDataset
-    from edge.ml.models import create_model
-    from edge.ml.training.fit import fit
-    from edge.ml.training.train import default_step_size
+    from edge.ml.training.train import fit_on
 
     if settings.proxy.threads:
         torch.set_num_threads(settings.proxy.threads)
@@ -109,13 +106,10 @@ def fold_score(settings, arch: dict, fold: int) -> dict:
     train_s, val_s = folds[fold]
     arch = Arch.from_dict(arch)
     t0 = time.perf_counter()
-    torch.manual_seed(settings.seed + fold)
-    model = create_model("resnet_nas", data.task, input_size=arch.input_size, **arch.model_kwargs())
-    spec = model.edge_config.preprocess
-    history = fit(model, TaskDataset(train_s, data.task, spec, augment=Augment()), epochs=settings.final_epochs,
-                  lr=settings.proxy.lr, batch_size=settings.proxy.batch_size,
-                  step_size=default_step_size(settings.final_epochs), val_set=TaskDataset(val_s, data.task, spec),
-                  progress=False, seed=settings.seed + fold, threads=settings.proxy.threads)
+    _, _, history = fit_on("resnet_nas", data.task, train_s, val_s, epochs=settings.final_epochs,
+                           input_size=arch.input_size, batch_size=settings.proxy.batch_size, lr=settings.proxy.lr,
+                           seed=settings.seed + fold, progress=False, model_kwargs=arch.model_kwargs(),
+                           threads=settings.proxy.threads)
     return {"figure": float(history["best"] or 0.0), "epoch": history["best_epoch"],
             "seconds": time.perf_counter() - t0}
 
@@ -153,9 +147,3 @@ def _keep(settings, final: dict) -> None:
     write_bytes_atomic(path, Path(final["checkpoint"]).read_bytes())
     final["trained_as"], final["checkpoint"] = final["checkpoint"], str(path)
 
-
-def _sd(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    mean = sum(values) / len(values)
-    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5

@@ -38,16 +38,11 @@ def train(task: str, model_name: str, data, *, epochs: int, out, input_size=None
     runs over 20 epochs step at 20, as FPUS23): at a constant rate BatchNorm's running statistics trail
     weights that still move, and the held-out figures swing from epoch to epoch.
     """
-    import torch
-
     from edge.ml.checkpoint import save_checkpoint
     from edge.ml.data import load_samples, split_streams
-    from edge.ml.data.augment import Augment
     from edge.ml.data.dataset import TaskDataset
     from edge.ml.training.evaluate import evaluate_model, headline
-    from edge.ml.models import create_model
     from edge.core.tasks import get_task
-    from edge.ml.training.fit import fit
 
     t0 = time.perf_counter()
     if step_size is None:
@@ -58,18 +53,12 @@ def train(task: str, model_name: str, data, *, epochs: int, out, input_size=None
     split = split_streams(samples, task_obj, fractions, seed=seed)   # whole streams; every class held out
     parts = split.parts
     train_s, val_s, test_s = parts if len(parts) == 3 else (parts[0], [], parts[1])
-    torch.manual_seed(seed)                    # the initial weights follow the seed too
-    model = create_model(model_name, task_obj, input_size=input_size, **(model_kwargs or {}))
-    spec = model.edge_config.preprocess
-
-    def dataset(s, augment=False):
-        return TaskDataset(s, task_obj, spec, augment=augment)
-
-    train_set = dataset(train_s, augment=Augment() if augment is True else augment)
-    history = fit(model, train_set, epochs=epochs, lr=lr, batch_size=batch_size,
-                  step_size=step_size, gamma=gamma, val_set=dataset(val_s) if val_s else None,
-                  progress=progress, num_workers=num_workers, seed=seed, balance=balance, patience=patience)
-    metrics = evaluate_model(model, dataset(test_s), batch_size=batch_size, progress=progress)
+    model, train_set, history = fit_on(model_name, task_obj, train_s, val_s, epochs=epochs, input_size=input_size,
+                                       batch_size=batch_size, lr=lr, seed=seed, progress=progress,
+                                       step_size=step_size, gamma=gamma, num_workers=num_workers, balance=balance,
+                                       augment=augment, patience=patience, model_kwargs=model_kwargs)
+    metrics = evaluate_model(model, TaskDataset(test_s, task_obj, model.edge_config.preprocess),
+                             batch_size=batch_size, progress=progress)
     metrics["warnings"] = list(split.warnings)          # a held-out split missing a class, said loudly
     provenance = {
         "data": str(Path(data).resolve()), "task": task, "seed": seed,
@@ -88,6 +77,33 @@ def train(task: str, model_name: str, data, *, epochs: int, out, input_size=None
         "elapsed_s": round(time.perf_counter() - t0, 2),
     }
     return save_checkpoint(out, model, provenance=provenance), metrics
+
+
+def fit_on(model_name: str, task_obj, train_s: list, val_s: list, *, epochs: int, input_size=None,
+           batch_size: int = 32, lr: float = 1e-3, seed: int = 0, progress: bool = True,
+           step_size: int | None = None, gamma: float = 0.1, num_workers: int = 0, balance: bool | None = None,
+           augment=True, patience: int | None = None, model_kwargs: dict | None = None,
+           threads: int | None = None):
+    """`train`'s recipe on samples already split: zoo model `model_name` made with the seed's initial
+    weights and fitted on `train_s` (augmented), its epoch selected on `val_s` (none: the last).
+    Returns (model, training set, `fit` history). `edgekit nas` compares its finalists with it on
+    folds of the streams outside test (`compress.nas.finalists`)."""
+    import torch
+
+    from edge.ml.data.augment import Augment
+    from edge.ml.data.dataset import TaskDataset
+    from edge.ml.models import create_model
+    from edge.ml.training.fit import fit
+
+    torch.manual_seed(seed)                    # the initial weights follow the seed too
+    model = create_model(model_name, task_obj, input_size=input_size, **(model_kwargs or {}))
+    spec = model.edge_config.preprocess
+    train_set = TaskDataset(train_s, task_obj, spec, augment=Augment() if augment is True else augment)
+    history = fit(model, train_set, epochs=epochs, lr=lr, batch_size=batch_size,
+                  step_size=default_step_size(epochs) if step_size is None else step_size, gamma=gamma,
+                  val_set=TaskDataset(val_s, task_obj, spec) if val_s else None, progress=progress,
+                  num_workers=num_workers, seed=seed, balance=balance, patience=patience, threads=threads)
+    return model, train_set, history
 
 
 def default_step_size(epochs: int) -> int:
