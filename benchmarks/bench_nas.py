@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_sweeps import TRAIN, UNSEEN, _timed  # the sweep-quality issue's data: 48 fetuses, 16 unseen
+from bench_sweeps import TRAIN, UNSEEN, _figures, _timed  # the sweep-quality issue's data: 48 fetuses, 16 unseen
 
 SIZE = (130, 224)
 INPUT = (64, 64)
@@ -89,11 +89,6 @@ def latency_model_error(n: int = 20, seed: int = 11) -> dict:
     meas = [ms[a.key()]["median_ms"] for a in test]
     return {**error_summary(pred, meas), "fitted_on": n, "model": model.to_dict(),
             "nets": [{"key": a.key(), "measured_ms": m, "predicted_ms": round(p, 4)} for a, m, p in zip(test, meas, pred)]}
-
-
-def _figures(m: dict) -> dict:
-    keep = ("accuracy", "macro_f1", "exact_match", "streams", "ci", "warnings")
-    return {k: m[k] for k in keep if k in m}
 
 
 def run(work: Path, task: str, trials: int, workers: int, quick: bool, reuse: bool, archs: int,
