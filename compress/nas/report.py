@@ -9,7 +9,6 @@ ResNet34 marked (measured and proxy-trained the same way); its axis says where l
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from runtime.atomic import write_bytes_atomic
@@ -113,7 +112,11 @@ def to_markdown(report: dict, every_trial: bool = True) -> str:
     return "\n".join(lines)
 
 
-def plot(report: dict, path) -> Path:
+def plot(report: dict) -> bytes:
+    """The front as a PNG: accuracy against latency (log scale), memory as colour, the references
+    starred, the best under budget and the budget line marked."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,9 +155,10 @@ def plot(report: dict, path) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
     plt.close(fig)
-    return Path(path)
+    return png.getvalue()
 
 
 def write_report(report: dict, out) -> dict[str, Path]:
@@ -164,7 +168,5 @@ def write_report(report: dict, out) -> dict[str, Path]:
     paths = {"json": out / "nas.json", "md": out / "nas.md", "png": out / "nas.png"}
     write_bytes_atomic(paths["json"], (json.dumps(report, indent=2, default=str) + "\n").encode())
     write_bytes_atomic(paths["md"], to_markdown(report).encode())
-    tmp = out / ".nas.partial.png"
-    plot(report, tmp)
-    os.replace(tmp, paths["png"])
+    write_bytes_atomic(paths["png"], plot(report))
     return paths
