@@ -89,14 +89,12 @@ def _run_folds(settings, jobs: list[tuple[dict, int]], say) -> list[dict]:
 def fold_score(settings, arch: dict, fold: int) -> dict:
     """Train `arch` by `edgekit train`'s recipe on fold `fold`'s training streams and return its best val
     figure there (the epoch `train` would keep)."""
-    import torch
-
     from compress.nas.objective import ProxyData
     from compress.nas.space import Arch
+    from compress.nas.workers import pin_threads
     from edge.ml.training.train import fit_on
 
-    if settings.proxy.threads:
-        torch.set_num_threads(settings.proxy.threads)
+    pin_threads(settings)
     key = (str(settings.data), settings.task, settings.seed, settings.folds)
     if key not in _DATA:
         data = ProxyData(settings.data, settings.task, seed=settings.seed)
@@ -117,15 +115,13 @@ def fold_score(settings, arch: dict, fold: int) -> dict:
 def train_final(settings, arch: dict) -> dict:
     """`arch` trained by `edgekit train` (its recipe and split) into `out/finalists/`: a checkpoint
     compress and export take, with its val figure (the one the training selected its epoch by)."""
-    import torch
-
     from compress.nas.space import Arch
+    from compress.nas.workers import pin_threads
     from edge.ml.checkpoint import load_checkpoint
     from edge.ml.training.evaluate import headline
     from edge.ml.training.train import train
 
-    if settings.proxy.threads:
-        torch.set_num_threads(settings.proxy.threads)
+    pin_threads(settings)
     arch = Arch.from_dict(arch)
     path = Path(settings.out) / "finalists" / f"{settings.task}.{arch.key()}.pt"
     t0 = time.perf_counter()

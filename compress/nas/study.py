@@ -31,7 +31,7 @@ from pathlib import Path
 
 from compress.nas.objective import ProxySettings
 from compress.nas.space import REFERENCES, SearchSpace
-from compress.nas.workers import one_thread, spawn_pool
+from compress.nas.workers import one_thread, pin_threads, spawn_pool
 from edge.core.errors import BadInputError, UnsupportedError
 
 DIRECTIONS = ("maximize", "minimize", "minimize")     # accuracy, latency_ms, memory_mb
@@ -280,11 +280,9 @@ def _finished(study) -> int:
 def run_worker(settings: NasSettings, budget: dict, index: int, on_trial=None) -> int:
     """A worker process: trials from the shared study until it holds `settings.trials`. Returns how many it
     ran; `on_trial(study)` after each (the progress bar, when the worker runs in this process)."""
-    import torch
     from optuna.study import MaxTrialsCallback
 
-    if settings.proxy.threads:
-        torch.set_num_threads(settings.proxy.threads)
+    pin_threads(settings)
     study = open_study(settings, budget, index)
     if _trial_count(study) >= settings.trials:
         return 0
@@ -299,10 +297,7 @@ def run_worker(settings: NasSettings, budget: dict, index: int, on_trial=None) -
 
 def run_reference(settings: NasSettings, budget: dict, name: str, index: int = 0, anchor: dict | None = None) -> dict:
     """A reference net outside the search space (ResNet34), measured and proxy-trained like a trial."""
-    import torch
-
-    if settings.proxy.threads:
-        torch.set_num_threads(settings.proxy.threads)
+    pin_threads(settings)
     rec = _Worker(settings, budget, index, anchor).evaluate(REFERENCES[name].at(settings.input_size), name, always_train=True)
     rec["reference"] = name
     return rec

@@ -11,6 +11,16 @@ def one_thread(settings):
     return replace(settings, proxy=replace(settings.proxy, threads=settings.proxy.threads or 1))
 
 
+def pin_threads(settings) -> None:
+    """Give this process the torch threads the proxy names (`one_thread` in a spawned worker); none
+    named, torch's own. Called where a worker's job starts: a trial worker, a reference, a fold, the
+    final training."""
+    if settings.proxy.threads:
+        import torch
+
+        torch.set_num_threads(settings.proxy.threads)
+
+
 def spawn_pool(processes: int):
     """Worker processes started afresh ("spawn": no forked torch or Optuna state)."""
     import concurrent.futures as cf
